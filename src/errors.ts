@@ -1,0 +1,58 @@
+/**
+ * The single registry of nbsandbox error codes, shared by the library, the CLI, the HTTP API and
+ * the audit log. Every code has a fixed HTTP status and a message that never contains host paths,
+ * stack traces or the submitted input.
+ */
+
+export const errorCodes = {
+  NBS_USAGE: { status: 400, message: 'The command line or option is not valid' },
+  NBS_OPTION_INVALID: { status: 400, message: 'An option has a value outside its allowed range' },
+  NBS_INPUT_NOT_FOUND: { status: 400, message: 'The input file does not exist' },
+  NBS_INPUT_NOT_FILE: { status: 400, message: 'The input is not a regular file' },
+  NBS_INPUT_UNREADABLE: { status: 400, message: 'The input file cannot be read' },
+  NBS_INPUT_TOO_LARGE: { status: 413, message: 'The input is larger than allowed' },
+  NBS_INPUT_NOT_UTF8: { status: 400, message: 'The input is not valid UTF-8 text' },
+  NBS_INPUT_UNSUPPORTED_TYPE: { status: 415, message: 'The input is neither a .ipynb notebook nor a .py file' },
+  NBS_NOTEBOOK_INVALID_JSON: { status: 422, message: 'The notebook is not valid JSON' },
+  NBS_NOTEBOOK_INVALID: { status: 422, message: 'The notebook does not follow nbformat v4' },
+  NBS_NOTEBOOK_UNSUPPORTED_VERSION: { status: 422, message: 'The notebook format version is not supported' },
+  NBS_NOTEBOOK_TOO_MANY_CELLS: { status: 413, message: 'The notebook has more cells than allowed' },
+  NBS_POLICY_UNKNOWN: { status: 422, message: 'The policy is not known' },
+  NBS_RUNTIME_UNAVAILABLE: { status: 500, message: 'The sandbox runtime is not installed for this platform' },
+  NBS_SANDBOX_START_FAILED: { status: 500, message: 'A sandbox process failed to start' },
+  NBS_SANDBOX_CRASHED: { status: 500, message: 'The sandbox process ended unexpectedly' },
+  NBS_SANDBOX_PROTOCOL: { status: 500, message: 'The sandbox process sent a malformed message' },
+  NBS_SANDBOX_CLOSED: { status: 503, message: 'The sandbox has been closed' },
+  NBS_TIMEOUT: { status: 200, message: 'The run exceeded its time limit' },
+  NBS_MEMORY: { status: 200, message: 'The run exceeded its memory limit' },
+  NBS_INTERNAL: { status: 500, message: 'Internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+/** Plain-data form of an error, safe to print, serialise and log. */
+export interface ErrorInfo {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+export class NbsError extends Error {
+  override readonly name = 'NbsError';
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  /** `detail` must be safe to show to whoever sent the input: no paths, no input echo. */
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail ? `${errorCodes[code].message}: ${detail}` : errorCodes[code].message, options);
+    this.code = code;
+    this.status = errorCodes[code].status;
+  }
+
+  toJSON(): ErrorInfo {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isNbsError(error: unknown): error is NbsError {
+  return error instanceof NbsError;
+}

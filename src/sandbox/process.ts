@@ -1,0 +1,207 @@
+/**
+ * One sandbox OS process: Deno with deny-by-default permissions running Pyodide, optionally in
+ * an empty network namespace. Used for exactly one run, then killed.
+ */
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import * as v from 'valibot';
+import { NbsError } from '../errors.js';
+import type { RuntimeFiles } from './locate.js';
+import { sandboxMessageSchema, type HostMessage, type SandboxMessage } from './protocol.js';
+
+export interface SandboxProcessOptions {
+  readonly files: RuntimeFiles;
+  /** Command prefix that enters an empty network namespace, or null. */
+  readonly networkNamespace: readonly string[] | null;
+  /** Longest accepted protocol line; longer means a broken or hostile sandbox. */
+  readonly maxMessageBytes: number;
+  /** Test-only: a module imported inside the sandbox process to probe its permissions. */
+  readonly probeModule?: string;
+}
+
+export interface ReadyInfo {
+  readonly python: string;
+  readonly pyodide: string;
+  readonly startupMs: number;
+}
+
+export interface ProcessMemory {
+  readonly rssMb: number;
+  readonly peakRssMb: number;
+}
+
+type Child = ChildProcessByStdio<Writable, Readable, Readable>;
+
+const STDERR_TAIL_BYTES = 8192;
+
+function denoArguments(options: SandboxProcessOptions): string[] {
+  const { files, probeModule } = options;
+  const readable = [files.pyodideDir, files.runtimeDir, files.wasmDir, ...(probeModule ? [probeModule] : [])];
+  const directoryUrl = (path: string) => pathToFileURL(path).href.replace(/\/?$/, '/');
+  return [
+    'run',
+    '--no-prompt',
+    '--no-config',
+    '--no-lock',
+    '--no-remote',
+    '--no-npm',
+    '--cached-only',
+    '--no-code-cache',
+    `--allow-read=${readable.join(',')}`,
+    '--deny-write',
+    '--deny-net',
+    '--deny-env',
+    '--deny-sys',
+    '--deny-run',
+    '--deny-ffi',
+    '--deny-import',
+    '--v8-flags=--disallow-code-generation-from-strings,--max-old-space-size=512',
+    join(files.runtimeDir, 'main.js'),
+    directoryUrl(files.pyodideDir),
+    directoryUrl(files.wasmDir),
+    ...(probeModule ? [pathToFileURL(probeModule).href] : []),
+  ];
+}
+
+export class SandboxProcess {
+  readonly ready: Promise<ReadyInfo>;
+  /** Resolves when the process has exited and its scratch directory is gone. */
+  readonly exited: Promise<void>;
+  private readonly child: Child;
+  private readonly denoDir: string;
+  private readonly listeners = new Set<(message: SandboxMessage) => void>();
+  private stderrTail = '';
+  private exitedFlag = false;
+  private failure: NbsError | undefined;
+
+  constructor(private readonly options: SandboxProcessOptions) {
+    // Deno keeps caches and web storage (localStorage, caches) in DENO_DIR: a private, throwaway
+    // one per process means nothing a run stores there can reach a later run.
+    this.denoDir = mkdtempSync(join(tmpdir(), 'nbsandbox-'));
+    const argv = [...(options.networkNamespace ?? []), options.files.denoPath, ...denoArguments(options)];
+    const [command, ...args] = argv as [string, ...string[]];
+    this.child = spawn(command, args, {
+      cwd: '/',
+      env: { DENO_DIR: this.denoDir, DENO_NO_UPDATE_CHECK: '1', DENO_NO_PACKAGE_JSON: '1', NO_COLOR: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.once('close', () => {
+        this.exitedFlag = true;
+        rmSync(this.denoDir, { recursive: true, force: true });
+        resolve();
+      });
+    });
+    this.child.once('error', (error) => this.fail(new NbsError('NBS_SANDBOX_START_FAILED', undefined, { cause: error })));
+    this.child.stdin.on('error', () => undefined);
+    this.child.stderr.on('data', (chunk: Buffer) => {
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    });
+    this.readMessages();
+    this.ready = new Promise<ReadyInfo>((resolve, reject) => {
+      const onMessage = (message: SandboxMessage) => {
+        if (message.t === 'ready') {
+          this.listeners.delete(onMessage);
+          resolve({ python: message.python, pyodide: message.pyodide, startupMs: message.startupMs });
+        } else if (message.t === 'fatal') {
+          reject(new NbsError('NBS_SANDBOX_START_FAILED', undefined, { cause: new Error(message.message) }));
+        }
+      };
+      this.listeners.add(onMessage);
+      void this.exited.then(() => reject(this.failure ?? new NbsError('NBS_SANDBOX_START_FAILED', undefined, { cause: new Error(this.stderrTail) })));
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get hasExited(): boolean {
+    return this.exitedFlag;
+  }
+
+  /** The error that ended this process, if the host ended it for misbehaving. */
+  get failureReason(): NbsError | undefined {
+    return this.failure;
+  }
+
+  /** Last lines the runtime wrote to stderr; for diagnostics only, may contain host paths. */
+  get diagnostics(): string {
+    return this.stderrTail;
+  }
+
+  onMessage(listener: (message: SandboxMessage) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  send(message: HostMessage): void {
+    if (this.exitedFlag || !this.child.stdin.writable) return;
+    this.child.stdin.write(JSON.stringify(message) + '\n');
+  }
+
+  /** Resident and peak memory of the process from /proc, or null where /proc is unavailable. */
+  memory(): ProcessMemory | null {
+    if (this.exitedFlag || this.child.pid === undefined) return null;
+    try {
+      const status = readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
+      const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+      const rss = kib('VmRSS');
+      const peak = kib('VmHWM');
+      if (!Number.isFinite(rss)) return null;
+      return { rssMb: rss / 1024, peakRssMb: (Number.isFinite(peak) ? peak : rss) / 1024 };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Ends the process at once (SIGKILL) and waits until it is gone. */
+  async kill(): Promise<void> {
+    if (!this.exitedFlag) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  private fail(error: NbsError): void {
+    this.failure ??= error;
+    if (!this.exitedFlag) this.child.kill('SIGKILL');
+  }
+
+  private readMessages(): void {
+    let pending = '';
+    this.child.stdout.setEncoding('utf8');
+    this.child.stdout.on('data', (chunk: string) => {
+      pending += chunk;
+      let newline: number;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        this.dispatch(line);
+      }
+      if (pending.length > this.options.maxMessageBytes) {
+        pending = '';
+        this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'message too large'));
+      }
+    });
+  }
+
+  private dispatch(line: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'not JSON'));
+      return;
+    }
+    const checked = v.safeParse(sandboxMessageSchema, parsed);
+    if (!checked.success) {
+      this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'unknown message'));
+      return;
+    }
+    for (const listener of [...this.listeners]) listener(checked.output);
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Entry point of a sandbox process, run by Deno under deny-by-default permissions.
+ * This thread owns the message channel to the host and the interrupt buffer; Python runs in a
+ * Worker so that this thread stays responsive while user code is busy.
+ */
+import { deno, type WorkerConstructor } from './deno-api.js';
+import type { HostMessage } from '../protocol.js';
+
+// stdout carries the protocol: nothing else may write to it.
+console.log = console.info = console.debug = console.warn = console.error;
+
+const [pyodideDirUrl, wasmDirUrl, testModuleUrl] = deno.args;
+const encoder = new TextEncoder();
+
+function send(message: unknown): void {
+  const bytes = encoder.encode(JSON.stringify(message) + '\n');
+  let offset = 0;
+  while (offset < bytes.length) offset += deno.stdout.writeSync(bytes.subarray(offset));
+}
+
+function die(message: string): never {
+  send({ t: 'fatal', message });
+  return deno.exit(70);
+}
+
+const interruptBuffer = new Int32Array(new SharedArrayBuffer(4));
+const WorkerClass = (globalThis as unknown as { Worker: WorkerConstructor }).Worker;
+const interpreter = new WorkerClass(new URL('./interpreter.js', import.meta.url), { type: 'module' });
+interpreter.onmessage = (event) => send(event.data);
+interpreter.onerror = (event) => {
+  event.preventDefault();
+  die(`interpreter failed: ${String(event.message)}`);
+};
+interpreter.postMessage({ t: 'init', pyodideDirUrl, wasmDirUrl, interruptBuffer });
+
+async function probe(): Promise<void> {
+  if (!testModuleUrl) die('no probe module in this sandbox');
+  const module = (await import(testModuleUrl)) as { probe(): Promise<Record<string, string>> };
+  send({ t: 'probe', results: await module.probe() });
+}
+
+function handle(message: HostMessage): void {
+  switch (message.t) {
+    case 'run':
+      interpreter.postMessage(message);
+      return;
+    case 'interrupt':
+      Atomics.store(interruptBuffer, 0, 2);
+      return;
+    case 'probe':
+      probe().catch((error: unknown) => die(`probe failed: ${String(error)}`));
+      return;
+  }
+}
+
+function isHostMessage(value: unknown): value is HostMessage {
+  if (typeof value !== 'object' || value === null) return false;
+  const t = (value as { t?: unknown }).t;
+  if (t === 'interrupt' || t === 'probe') return true;
+  if (t !== 'run') return false;
+  const { cells, limits } = value as { cells?: unknown; limits?: Record<string, unknown> };
+  return (
+    Array.isArray(cells) &&
+    cells.every((cell) => typeof cell?.source === 'string' && Number.isInteger(cell?.index)) &&
+    typeof limits === 'object' &&
+    limits !== null &&
+    ['memoryMb', 'maxOutputBytes', 'maxResultBytes'].every((key) => Number.isFinite(limits[key]))
+  );
+}
+
+async function readHost(): Promise<void> {
+  let pending = '';
+  for await (const chunk of deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      let message: unknown;
+      try {
+        message = JSON.parse(line);
+      } catch {
+        die('host sent a line that is not JSON');
+      }
+      if (!isHostMessage(message)) die('host sent an unknown message');
+      handle(message);
+    }
+  }
+  // The host closed the channel: nothing left to do.
+  deno.exit(0);
+}
+
+readHost().catch((error: unknown) => die(`channel failed: ${String(error)}`));

@@ -1,0 +1,162 @@
+"""Runs notebook cells inside the sandbox interpreter.
+
+The interpreter worker loads this file into a private namespace and calls ``run_cell`` once per
+cell. It returns plain JSON strings and never holds a JavaScript object, because user code can
+reach this module's globals through frame walks.
+"""
+
+import ast
+import io
+import json
+import linecache
+import sys
+import traceback
+
+
+class OutputLimitExceeded(BaseException):
+    """Raised into user code once it has written more output than the run allows.
+
+    A BaseException so that ``except Exception`` in user code does not swallow it.
+    """
+
+
+_limits = {"maxOutputBytes": 1 << 20, "maxResultBytes": 1 << 16}
+_used = {"stdout": 0, "stderr": 0}
+_cell = {"outputs": [], "truncated": False}
+
+
+def _append_stream(name, text):
+    limit = _limits["maxOutputBytes"]
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if _used[name] + size > limit:
+        room = max(0, limit - _used[name])
+        text = text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+        _used[name] = limit
+        _cell["truncated"] = True
+        _add_stream_output(name, text)
+        raise OutputLimitExceeded(f"{name} exceeded {limit} bytes; the run was stopped")
+    _used[name] += size
+    _add_stream_output(name, text)
+
+
+def _add_stream_output(name, text):
+    if not text:
+        return
+    outputs = _cell["outputs"]
+    last = outputs[-1] if outputs else None
+    if last is not None and last["output_type"] == "stream" and last["name"] == name:
+        last["text"] += text
+    else:
+        outputs.append({"output_type": "stream", "name": name, "text": text})
+
+
+class _CellStream(io.TextIOBase):
+    def __init__(self, name):
+        self._stream_name = name
+
+    @property
+    def name(self):
+        return f"<{self._stream_name}>"
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        _append_stream(self._stream_name, text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def _cell_filename(index):
+    return f"<cell {index}>"
+
+
+def _format_traceback(exc):
+    lines = ["Traceback (most recent call last):\n"]
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if not frame.filename.startswith("<cell "):
+            continue
+        cell = frame.filename[len("<cell "):-1]
+        lines.append(f"  Cell [{cell}], line {frame.lineno}, in {frame.name}\n")
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}\n")
+    if len(lines) == 1:
+        lines = []
+    lines.extend(traceback.format_exception_only(type(exc), exc))
+    limit = _limits["maxResultBytes"]
+    return [line[:limit] for line in lines[-64:]]
+
+
+def _error_output(exc):
+    return {
+        "output_type": "error",
+        "ename": type(exc).__name__,
+        "evalue": str(exc)[: _limits["maxResultBytes"]],
+        "traceback": _format_traceback(exc),
+    }
+
+
+def _result_output(value, execution_count):
+    text = repr(value)
+    limit = _limits["maxResultBytes"]
+    if len(text) > limit:
+        text = text[:limit] + "…"
+        _cell["truncated"] = True
+    return {
+        "output_type": "execute_result",
+        "execution_count": execution_count,
+        "data": {"text/plain": text},
+        "metadata": {},
+    }
+
+
+def _execute(source, filename, namespace, execution_count):
+    lines = source.splitlines(keepends=True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    tree = ast.parse(source, filename, "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, filename, "exec"), namespace)
+    if last is not None:
+        value = eval(compile(last, filename, "eval"), namespace)
+        if value is not None:
+            namespace["_"] = value
+            _cell["outputs"].append(_result_output(value, execution_count))
+
+
+def configure(limits_json):
+    _limits.update(json.loads(limits_json))
+
+
+def run_cell(index, source, execution_count):
+    _cell["outputs"] = []
+    _cell["truncated"] = False
+    namespace = sys.modules["__main__"].__dict__
+    status, ename = "ok", None
+    try:
+        _execute(source, _cell_filename(index), namespace, execution_count)
+    except BaseException as exc:  # noqa: BLE001 - every failure of user code becomes an error output
+        status, ename = "error", type(exc).__name__
+        _cell["outputs"].append(_error_output(exc))
+        exc.__traceback__ = None
+    finally:
+        sys.last_exc = sys.last_type = sys.last_value = sys.last_traceback = None
+    return json.dumps(
+        {"status": status, "ename": ename, "outputs": _cell["outputs"], "truncated": _cell["truncated"]}
+    )
+
+
+sys.stdout = _CellStream("stdout")
+sys.stderr = _CellStream("stderr")
