@@ -133,7 +133,15 @@ def _reset_environment():
     sys.setrecursionlimit(1000)
 
 
+def _clean_main_namespace():
+    namespace = sys.modules["__main__"].__dict__
+    for name in list(namespace):
+        if not (name.startswith("__") and name.endswith("__")):
+            del namespace[name]
+
+
 _harden_imports()
+_clean_main_namespace()
 _remove_process_functions()
 _remove_object_walks()
 _reset_environment()

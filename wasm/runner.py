@@ -82,20 +82,38 @@ def _cell_filename(index):
     return f"<cell {index}>"
 
 
-def _format_traceback(exc):
-    lines = ["Traceback (most recent call last):\n"]
+def _user_frames(exc):
+    """Frames of the user's cells, with runs of the same frame folded as Python does."""
+    lines, previous, repeats = [], None, 0
     for frame in traceback.extract_tb(exc.__traceback__):
         if not frame.filename.startswith("<cell "):
             continue
+        key = (frame.filename, frame.lineno, frame.name)
+        if key == previous:
+            repeats += 1
+            if repeats >= 3:
+                continue
+        else:
+            if repeats >= 3:
+                lines.append(f"  [Previous line repeated {repeats - 2} more times]\n")
+            previous, repeats = key, 0
         cell = frame.filename[len("<cell "):-1]
         lines.append(f"  Cell [{cell}], line {frame.lineno}, in {frame.name}\n")
         if frame.line:
             lines.append(f"    {frame.line.strip()}\n")
-    if len(lines) == 1:
-        lines = []
+    if repeats >= 3:
+        lines.append(f"  [Previous line repeated {repeats - 2} more times]\n")
+    return lines
+
+
+def _format_traceback(exc):
+    frames = _user_frames(exc)
+    if len(frames) > 64:
+        frames = frames[:8] + ["  ...\n"] + frames[-54:]
+    lines = (["Traceback (most recent call last):\n"] + frames) if frames else []
     lines.extend(traceback.format_exception_only(type(exc), exc))
     limit = _limits["maxResultBytes"]
-    return [line[:limit] for line in lines[-64:]]
+    return [line[:limit] for line in lines]
 
 
 def _error_output(exc):
