@@ -21,7 +21,7 @@ export interface RunLimits {
 export type HostMessage =
   | { readonly t: 'run'; readonly cells: readonly CellSource[]; readonly limits: RunLimits }
   | { readonly t: 'interrupt' }
-  | { readonly t: 'probe' };
+  | { readonly t: 'probe'; readonly params: Readonly<Record<string, string>> };
 
 const streamOutput = v.strictObject({
   output_type: v.literal('stream'),

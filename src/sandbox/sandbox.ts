@@ -24,8 +24,6 @@ export interface SandboxOptions {
   readonly runtimeOverheadMb?: number;
   /** Put sandbox processes in an empty network namespace where the OS allows. Default true. */
   readonly networkNamespace?: boolean;
-  /** @internal test hook: module imported inside each sandbox process to probe it. */
-  readonly _probeModule?: string;
 }
 
 const LIMITS = {
@@ -150,7 +148,6 @@ export class Sandbox implements AsyncDisposable {
       files: this.files,
       networkNamespace: useNamespace ? networkNamespacePrefix() : null,
       maxMessageBytes: 4 * LIMITS.maxOutputBytes.max + 4 * LIMITS.maxResultBytes.max,
-      ...(this.options._probeModule ? { probeModule: this.options._probeModule } : {}),
     });
   }
 

@@ -33,10 +33,11 @@ interpreter.onerror = (event) => {
 };
 interpreter.postMessage({ t: 'init', pyodideDirUrl, wasmDirUrl, interruptBuffer });
 
-async function probe(): Promise<void> {
+/** Test-only: the host started this process with a probe module that tries to reach the host. */
+async function probe(params: Record<string, string>): Promise<void> {
   if (!testModuleUrl) die('no probe module in this sandbox');
-  const module = (await import(testModuleUrl)) as { probe(): Promise<Record<string, string>> };
-  send({ t: 'probe', results: await module.probe() });
+  const module = (await import(testModuleUrl)) as { probe(params: Record<string, string>): Promise<Record<string, string>> };
+  send({ t: 'probe', results: await module.probe(params) });
 }
 
 function handle(message: HostMessage): void {
@@ -48,7 +49,7 @@ function handle(message: HostMessage): void {
       Atomics.store(interruptBuffer, 0, 2);
       return;
     case 'probe':
-      probe().catch((error: unknown) => die(`probe failed: ${String(error)}`));
+      probe({ ...message.params }).catch((error: unknown) => die(`probe failed: ${String(error)}`));
       return;
   }
 }
@@ -56,7 +57,8 @@ function handle(message: HostMessage): void {
 function isHostMessage(value: unknown): value is HostMessage {
   if (typeof value !== 'object' || value === null) return false;
   const t = (value as { t?: unknown }).t;
-  if (t === 'interrupt' || t === 'probe') return true;
+  if (t === 'interrupt') return true;
+  if (t === 'probe') return typeof (value as { params?: unknown }).params === 'object';
   if (t !== 'run') return false;
   const { cells, limits } = value as { cells?: unknown; limits?: Record<string, unknown> };
   return (
