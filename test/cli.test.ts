@@ -1,0 +1,138 @@
+/** The CLI contract: one JSON object with --json, exit codes, one-line errors for bad input. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, mkdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = join(root, 'dist', 'cli.js');
+const corpus = join(root, '..', 'shared', 'corpus');
+
+interface Outcome {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function nbsandbox(...args: string[]): Promise<Outcome> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function assertOneLineError(outcome: Outcome, code: string): void {
+  assert.equal(outcome.code, 2, outcome.stderr);
+  const lines = outcome.stderr.trim().split('\n');
+  assert.match(lines[0] ?? '', new RegExp(`^nbsandbox: ${code}: `));
+  assert.ok(!outcome.stderr.includes('    at '), 'stack trace printed');
+  assert.ok(!outcome.stderr.includes(tmpdir()), 'host path printed');
+}
+
+describe('nbsandbox CLI', { concurrency: 2 }, () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nbs-cli-'));
+    writeFileSync(join(dir, 'hello.py'), 'print("hello")\n6 * 7\n');
+    writeFileSync(join(dir, 'fails.py'), 'def broken():\n    raise ValueError("nope")\nbroken()\n');
+    writeFileSync(join(dir, 'loop.py'), 'while True:\n    pass\n');
+    writeFileSync(join(dir, 'latin1.py'), Buffer.from([0x70, 0x72, 0x69, 0x6e, 0x74, 0x28, 0xe9, 0x29]));
+    writeFileSync(join(dir, 'broken.ipynb'), '{"cells": [');
+    writeFileSync(join(dir, 'notes.txt'), 'print(1)');
+    mkdirSync(join(dir, 'folder.py'));
+    writeFileSync(join(dir, 'huge.py'), '');
+    truncateSync(join(dir, 'huge.py'), 17 * 1024 * 1024);
+  });
+
+  it('--json prints exactly one result object and exits 0 for ok', async () => {
+    const outcome = await nbsandbox('run', join(dir, 'hello.py'), '--json');
+    assert.equal(outcome.code, 0, outcome.stderr);
+    const lines = outcome.stdout.trim().split('\n');
+    assert.equal(lines.length, 1);
+    const result = JSON.parse(lines[0] ?? '');
+    assert.deepEqual(Object.keys(result).sort(), ['cells', 'durationMs', 'isolation', 'peakMemoryMb', 'status', 'stderr', 'stdout', 'truncated']);
+    assert.equal(result.status, 'ok');
+    assert.equal(result.stdout, 'hello\n');
+    assert.deepEqual(result.cells[0].outputs, [
+      { output_type: 'stream', name: 'stdout', text: 'hello\n' },
+      { output_type: 'execute_result', execution_count: 1, data: { 'text/plain': '42' }, metadata: {} },
+    ]);
+    assert.equal(result.isolation.permissionModel, true);
+  });
+
+  it('exits 1 with a traceback of the user cell only for a Python error', async () => {
+    const outcome = await nbsandbox('run', join(dir, 'fails.py'), '--json');
+    assert.equal(outcome.code, 1);
+    const result = JSON.parse(outcome.stdout);
+    assert.equal(result.status, 'error');
+    const error = result.cells[0].outputs[0];
+    assert.equal(error.ename, 'ValueError');
+    assert.deepEqual(error.traceback, [
+      'Traceback (most recent call last):\n',
+      '  Cell [0], line 3, in <module>\n',
+      '    broken()\n',
+      '  Cell [0], line 2, in broken\n',
+      '    raise ValueError("nope")\n',
+      'ValueError: nope\n',
+    ]);
+    assert.ok(!outcome.stdout.includes('/lib/python') && !outcome.stdout.includes('node_modules'));
+  });
+
+  it('prints outputs for people and the traceback on stderr', async () => {
+    const outcome = await nbsandbox('run', join(dir, 'fails.py'));
+    assert.equal(outcome.code, 1);
+    assert.match(outcome.stderr, /ValueError: nope/);
+    assert.match(outcome.stderr, /run ended with status error/);
+    const ok = await nbsandbox('run', join(dir, 'hello.py'));
+    assert.equal(ok.stdout, 'hello\nOut[1]: 42\n');
+  });
+
+  it('exits 1 with status timeout for --timeout', async () => {
+    const outcome = await nbsandbox('run', join(dir, 'loop.py'), '--timeout', '500', '--json');
+    assert.equal(outcome.code, 1);
+    assert.equal(JSON.parse(outcome.stdout).status, 'timeout');
+  });
+
+  it('runs the code cells of a real nbformat 4.5 notebook and echoes cell ids', async () => {
+    const outcome = await nbsandbox('run', join(corpus, 'nbformat-tests', 'test4.5.ipynb'), '--json');
+    const result = JSON.parse(outcome.stdout);
+    assert.equal(result.cells[0].status, 'ok');
+    assert.equal(result.cells[0].outputs[0].text, 'hello\n');
+    assert.equal(typeof result.cells[0].id, 'string');
+    assert.ok(result.cells[0].index > 0, 'index counts markdown cells');
+    assert.equal(result.cells[1].outputs[0].ename, 'ModuleNotFoundError');
+    assert.equal(outcome.code, 1);
+  });
+
+  const badInputs: [string, () => string[], string][] = [
+    ['a missing file', () => ['run', join(dir, 'missing.py')], 'NBS_INPUT_NOT_FOUND'],
+    ['a directory', () => ['run', join(dir, 'folder.py')], 'NBS_INPUT_NOT_FILE'],
+    ['non-UTF-8 source', () => ['run', join(dir, 'latin1.py')], 'NBS_INPUT_NOT_UTF8'],
+    ['a notebook that is not JSON', () => ['run', join(dir, 'broken.ipynb')], 'NBS_NOTEBOOK_INVALID_JSON'],
+    ['an nbformat v3 notebook', () => ['run', join(corpus, 'nbformat-tests', 'test3.ipynb')], 'NBS_NOTEBOOK_UNSUPPORTED_VERSION'],
+    ['a 17 MiB file', () => ['run', join(dir, 'huge.py')], 'NBS_INPUT_TOO_LARGE'],
+    ['an unknown file type', () => ['run', join(dir, 'notes.txt')], 'NBS_INPUT_UNSUPPORTED_TYPE'],
+    ['an unknown option', () => ['run', join(dir, 'hello.py'), '--frobnicate'], 'NBS_USAGE'],
+    ['a missing file argument', () => ['run'], 'NBS_USAGE'],
+    ['an unknown command', () => ['explode'], 'NBS_USAGE'],
+    ['a policy that does not exist yet', () => ['run', join(dir, 'hello.py'), '--policy', 'strict'], 'NBS_POLICY_UNKNOWN'],
+    ['a timeout that is not a number', () => ['run', join(dir, 'hello.py'), '--timeout', 'soon'], 'NBS_USAGE'],
+    ['a memory limit out of range', () => ['run', join(dir, 'hello.py'), '--memory', '1'], 'NBS_OPTION_INVALID'],
+  ];
+  for (const [label, args, code] of badInputs) {
+    it(`answers ${label} with ${code} and exit 2`, async () => {
+      assertOneLineError(await nbsandbox(...args()), code);
+    });
+  }
+
+  it('answers bad input with one JSON error object under --json', async () => {
+    const outcome = await nbsandbox('run', join(dir, 'missing.py'), '--json');
+    assert.equal(outcome.code, 2);
+    assert.deepEqual(JSON.parse(outcome.stdout), { error: { code: 'NBS_INPUT_NOT_FOUND', message: 'The input file does not exist' } });
+  });
+});
