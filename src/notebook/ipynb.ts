@@ -57,11 +57,15 @@ export function parseIpynb(text: string, maxCells = DEFAULT_MAX_CELLS): Notebook
   } catch {
     throw new NbsError('NBS_NOTEBOOK_INVALID_JSON');
   }
+  const major = (json as { nbformat?: unknown } | null)?.nbformat;
+  if (Number.isInteger(major) && major !== 4) {
+    throw new NbsError('NBS_NOTEBOOK_UNSUPPORTED_VERSION', `nbformat ${String(major)}; supported: 4.0 to 4.${MAX_MINOR}`);
+  }
   const version = v.safeParse(versionSchema, json);
   if (!version.success) throw new NbsError('NBS_NOTEBOOK_INVALID', describeIssues(version.issues));
-  const { nbformat, nbformat_minor: minor } = version.output;
-  if (nbformat !== 4 || minor > MAX_MINOR) {
-    throw new NbsError('NBS_NOTEBOOK_UNSUPPORTED_VERSION', `nbformat ${nbformat}.${minor}; supported: 4.0 to 4.${MAX_MINOR}`);
+  const { nbformat_minor: minor } = version.output;
+  if (minor > MAX_MINOR) {
+    throw new NbsError('NBS_NOTEBOOK_UNSUPPORTED_VERSION', `nbformat 4.${minor}; supported: 4.0 to 4.${MAX_MINOR}`);
   }
   const cellCount = (json as { cells?: unknown }).cells;
   if (Array.isArray(cellCount) && cellCount.length > maxCells) {

@@ -1,0 +1,59 @@
+/** The library API: createSandbox with `await using`, input forms, option validation, close. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createSandbox, NbsError, type Sandbox } from '../dist/index.js';
+
+describe('library API', () => {
+  it('works with await using and runs source and notebook cells', async () => {
+    let escaped: Sandbox | undefined;
+    {
+      await using sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 2 });
+      escaped = sandbox;
+      const [fromSource, fromCells] = await Promise.all([
+        sandbox.run('x = 2\nx ** 10'),
+        sandbox.run({ cells: [{ source: 'y = 3', id: 'first', index: 1 }, { source: 'print(y * 2)', id: 'second', index: 3 }] }),
+      ]);
+      assert.equal(fromSource.status, 'ok');
+      const result = fromSource.cells[0]?.outputs[0];
+      assert.ok(result?.output_type === 'execute_result' && result.data['text/plain'] === '1024');
+      assert.deepEqual(
+        fromCells.cells.map((cell) => [cell.index, cell.id, cell.status, cell.executionCount]),
+        [
+          [1, 'first', 'ok', 1],
+          [3, 'second', 'ok', 2],
+        ],
+      );
+      assert.equal(fromCells.stdout, '6\n');
+      assert.equal(typeof fromCells.durationMs, 'number');
+      assert.ok(fromCells.peakMemoryMb === null || fromCells.peakMemoryMb > 0);
+      assert.doesNotThrow(() => JSON.parse(JSON.stringify(fromCells)));
+    }
+    await assert.rejects(escaped.run('1'), (error: unknown) => error instanceof NbsError && error.code === 'NBS_SANDBOX_CLOSED');
+  });
+
+  it('rejects options out of range and permission grants with NBS_OPTION_INVALID', async () => {
+    const sandbox = await createSandbox({ warmProcesses: 0 });
+    try {
+      for (const options of [{ timeoutMs: 0 }, { memoryMb: 10 }, { memoryMb: 1.5 }, { maxOutputBytes: -1 }, { permissions: { net: 'example.com' } }]) {
+        await assert.rejects(
+          sandbox.run('1', options as never),
+          (error: unknown) => error instanceof NbsError && error.code === 'NBS_OPTION_INVALID',
+          JSON.stringify(options),
+        );
+      }
+      await assert.rejects(sandbox.run({ cells: [{ source: 42 }] } as never), (error: unknown) => error instanceof NbsError && error.code === 'NBS_OPTION_INVALID');
+    } finally {
+      await sandbox.close();
+    }
+  });
+
+  it('ends a run that is in flight with status killed when the sandbox closes', async () => {
+    const sandbox = await createSandbox({ warmProcesses: 1 });
+    const running = sandbox.run('import time\ntime.sleep(60)', { timeoutMs: 120_000 });
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    await sandbox.close();
+    const result = await running.catch((error: unknown) => error);
+    if (result instanceof NbsError) assert.equal(result.code, 'NBS_SANDBOX_CLOSED');
+    else assert.equal((result as { status: string }).status, 'killed');
+  });
+});
