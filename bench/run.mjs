@@ -1,0 +1,55 @@
+// Benchmarks for nbsandbox. Each measurement prints beside a baseline measured in the same
+// process, as a ratio, because this machine is shared and absolute times drift.
+import { performance } from 'node:perf_hooks';
+import { loadPyodide } from 'pyodide';
+import { createSandbox } from '../dist/index.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+async function timeIt(rounds, action) {
+  const samples = [];
+  for (let round = 0; round < rounds; round += 1) {
+    const startedAt = performance.now();
+    await action();
+    samples.push(performance.now() - startedAt);
+  }
+  return median(samples);
+}
+
+const rows = [];
+function row(name, ms, baselineMs, baselineName) {
+  rows.push({ measurement: name, 'median ms': Math.round(ms), baseline: baselineName, 'baseline ms': Math.round(baselineMs), ratio: (ms / baselineMs).toFixed(2) });
+}
+
+const plainLoad = await timeIt(ROUNDS, async () => {
+  const pyodide = await loadPyodide();
+  pyodide.runPython('1 + 1');
+});
+
+const coldRun = await timeIt(ROUNDS, async () => {
+  const sandbox = await createSandbox({ warmProcesses: 0 });
+  const result = await sandbox.run('1 + 1');
+  if (result.status !== 'ok') throw new Error(`bench run failed: ${result.status}`);
+  await sandbox.close();
+});
+row('cold run: spawn + load + harden + run("1 + 1")', coldRun, plainLoad, 'loadPyodide() in-process');
+
+const sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1 });
+const warmSamples = [];
+await timeIt(ROUNDS, async () => {
+  await new Promise((resolve) => setTimeout(resolve, 8000)); // let the next process finish starting
+  const startedAt = performance.now();
+  const result = await sandbox.run('1 + 1');
+  if (result.status !== 'ok') throw new Error(`bench run failed: ${result.status}`);
+  warmSamples.push(performance.now() - startedAt);
+});
+await sandbox.close();
+row('run on a process started ahead (warmProcesses: 1)', median(warmSamples), plainLoad, 'loadPyodide() in-process');
+
+console.log(`nbsandbox bench on Node ${process.version}, ${process.platform}-${process.arch}; median of ${ROUNDS}`);
+console.table(rows);
