@@ -88,6 +88,15 @@ describe('guards', { concurrency: 2 }, () => {
     assert.ok(output?.output_type === 'execute_result' && output.data['text/plain'].length <= 1025);
   });
 
+  it('keeps a traceback within two result caps', async () => {
+    const result = await sandbox.run(`line = 'x' * 5000\ndef f(n):\n    if n == 0: raise ValueError(line)\n    f(n - 1)  # ${'y'.repeat(3000)}\nf(50)`, { maxResultBytes: 1024 });
+    const error = result.cells[0]?.outputs[0];
+    assert.ok(error?.output_type === 'error', JSON.stringify(error));
+    assert.ok(error.traceback.join('').length <= 2 * 1024, `${error.traceback.join('').length}`);
+    assert.equal(error.traceback[0], 'Traceback (most recent call last):\n');
+    assert.match(error.traceback.at(-1) ?? '', /^ValueError: x+/);
+  });
+
   it('stays usable after all of the above', async () => {
     const result = await sandbox.run('print(6 * 7)');
     assert.equal(result.status, 'ok');

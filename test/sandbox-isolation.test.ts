@@ -76,6 +76,20 @@ describe('arbitrary JavaScript inside the sandbox process', { concurrency: 2 }, 
     });
   }
 
+  for (const [label, send, times] of [
+    ['a line that is not JSON', 'not json\n', '1'],
+    ['a message of an unknown kind', '{"t":"exec","code":"x"}\n', '1'],
+    ['more bytes than its limits allow', 'x', String(2 << 20)],
+  ] as const) {
+    it(`is killed for sending ${label}`, async () => {
+      const sandboxProcess = new SandboxProcess({ files: locateRuntime(), networkNamespace: null, maxMessageBytes: 1 << 20, probeModule });
+      await sandboxProcess.ready;
+      sandboxProcess.send({ t: 'probe', params: { send, times } });
+      await sandboxProcess.exited;
+      assert.equal(sandboxProcess.failureReason?.code, 'NBS_SANDBOX_PROTOCOL');
+    });
+  }
+
   it('finds nothing a previous process stored in web storage', async () => {
     await probeOnce(null, { ...params, storage: 'write' });
     const second = await probeOnce(null, params);

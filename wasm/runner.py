@@ -113,7 +113,18 @@ def _format_traceback(exc):
     lines = (["Traceback (most recent call last):\n"] + frames) if frames else []
     lines.extend(traceback.format_exception_only(type(exc), exc))
     limit = _limits["maxResultBytes"]
-    return [line[:limit] for line in lines]
+    lines = [line[:limit] for line in lines]
+    # The whole traceback stays within two result caps: keep its head line and as much of the
+    # end (where the exception is) as fits.
+    if sum(map(len, lines)) > 2 * limit:
+        kept, room = [], 2 * limit - len(lines[0]) - 8
+        for line in reversed(lines[1:]):
+            if len(line) > room:
+                break
+            kept.append(line)
+            room -= len(line)
+        lines = [lines[0], "  ...\n"] + kept[::-1]
+    return lines
 
 
 def _error_output(exc):

@@ -50,7 +50,8 @@ export function networkNamespacePrefix(): readonly string[] | null {
   return detected;
 }
 
-export function isolationReport(): IsolationReport {
+/** The layers a run had; `networkNamespace` only where it was both wanted and available. */
+export function isolationReport(namespaceWanted: boolean): IsolationReport {
   return {
     process: true,
     runtime: 'deno',
@@ -58,6 +59,6 @@ export function isolationReport(): IsolationReport {
     codegenDisabled: true,
     emptyEnvironment: true,
     pythonHardening: true,
-    networkNamespace: networkNamespacePrefix() !== null,
+    networkNamespace: namespaceWanted && networkNamespacePrefix() !== null,
   };
 }

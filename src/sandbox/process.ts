@@ -17,7 +17,7 @@ export interface SandboxProcessOptions {
   readonly files: RuntimeFiles;
   /** Command prefix that enters an empty network namespace, or null. */
   readonly networkNamespace: readonly string[] | null;
-  /** Longest accepted protocol line; longer means a broken or hostile sandbox. */
+  /** Most bytes accepted before the first run sets its own budget (start-up messages). */
   readonly maxMessageBytes: number;
   /** Test-only: a module imported inside the sandbox process to probe its permissions. */
   readonly probeModule?: string;
@@ -77,8 +77,10 @@ export class SandboxProcess {
   private stderrTail = '';
   private exitedFlag = false;
   private failure: NbsError | undefined;
+  private incomingBudget: number;
 
-  constructor(private readonly options: SandboxProcessOptions) {
+  constructor(options: SandboxProcessOptions) {
+    this.incomingBudget = options.maxMessageBytes;
     // Deno keeps caches and web storage (localStorage, caches) in DENO_DIR: a private, throwaway
     // one per process means nothing a run stores there can reach a later run.
     this.denoDir = mkdtempSync(join(tmpdir(), 'nbsandbox-'));
@@ -140,6 +142,14 @@ export class SandboxProcess {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Caps what the process may send from now on. A sandbox that sends more than its outputs can
+   * legitimately amount to is broken or hostile, and is killed before host memory grows.
+   */
+  limitIncoming(bytes: number): void {
+    this.incomingBudget = bytes;
+  }
+
   send(message: HostMessage): void {
     if (this.exitedFlag || !this.child.stdin.writable) return;
     this.child.stdin.write(JSON.stringify(message) + '\n');
@@ -175,16 +185,18 @@ export class SandboxProcess {
     let pending = '';
     this.child.stdout.setEncoding('utf8');
     this.child.stdout.on('data', (chunk: string) => {
+      this.incomingBudget -= chunk.length;
+      if (this.incomingBudget < 0) {
+        pending = '';
+        this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'the sandbox sent more than its limits allow'));
+        return;
+      }
       pending += chunk;
       let newline: number;
       while ((newline = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, newline);
         pending = pending.slice(newline + 1);
         this.dispatch(line);
-      }
-      if (pending.length > this.options.maxMessageBytes) {
-        pending = '';
-        this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'message too large'));
       }
     });
   }

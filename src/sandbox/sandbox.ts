@@ -35,6 +35,17 @@ const LIMITS = {
 
 type Limit = keyof typeof LIMITS;
 
+const STARTUP_MESSAGE_BYTES = 64 * 1024;
+
+/**
+ * The most a run can legitimately send back: captured streams (stdout and stderr from Python,
+ * raw fd writes), per cell a result, an error message and its traceback (two result caps), all
+ * up to six times longer once JSON escapes control characters, plus framing.
+ */
+function incomingBudget(limits: RunLimits, cellCount: number): number {
+  return 6 * (3 * limits.maxOutputBytes + (cellCount + 1) * 4 * limits.maxResultBytes) + (cellCount + 1) * 4096;
+}
+
 function resolveLimit(name: Limit, ...values: (number | undefined)[]): number {
   const value = values.find((candidate) => candidate !== undefined) ?? LIMITS[name].default;
   const { min, max } = LIMITS[name];
@@ -147,7 +158,7 @@ export class Sandbox implements AsyncDisposable {
     return new SandboxProcess({
       files: this.files,
       networkNamespace: useNamespace ? networkNamespacePrefix() : null,
-      maxMessageBytes: 4 * LIMITS.maxOutputBytes.max + 4 * LIMITS.maxResultBytes.max,
+      maxMessageBytes: STARTUP_MESSAGE_BYTES,
     });
   }
 
@@ -195,6 +206,7 @@ export class Sandbox implements AsyncDisposable {
     timeoutMs: number,
   ): Promise<RunResult> {
     const finished = new Map<number, CellMessage>();
+    const expectedIndexes = new Set(cells.map((cell) => cell.index));
     const rssBudgetMb = limits.memoryMb + (this.options.runtimeOverheadMb ?? 448);
     let peakRssMb: number | null = sandboxProcess.memory()?.peakRssMb ?? null;
     let timedOut = false;
@@ -215,8 +227,11 @@ export class Sandbox implements AsyncDisposable {
         }
       };
 
+      let settled = false;
       const settle = (outcome: Outcome, fatalMessage?: string): void => {
-        for (const timer of timers) clearTimeout(timer), clearInterval(timer);
+        if (settled) return;
+        settled = true;
+        for (const timer of timers) clearTimeout(timer);
         unsubscribe();
         sampleMemory();
         resolve(
@@ -237,13 +252,14 @@ export class Sandbox implements AsyncDisposable {
       };
 
       unsubscribe = sandboxProcess.onMessage((message: SandboxMessage) => {
-        if (message.t === 'cell') finished.set(message.index, message);
+        if (message.t === 'cell' && expectedIndexes.has(message.index)) finished.set(message.index, message);
         else if (message.t === 'done') settle({ kind: 'done' });
         else if (message.t === 'fatal') settle({ kind: 'fatal' }, message.message);
       });
       void sandboxProcess.exited.then(() => settle({ kind: 'exit' }));
 
       timers.push(setInterval(sampleMemory, 50));
+      sandboxProcess.limitIncoming(incomingBudget(limits, cells.length));
       timers.push(
         setTimeout(() => {
           timedOut = true;
@@ -321,7 +337,7 @@ export class Sandbox implements AsyncDisposable {
       truncated: truncated || stdout.cut || stderr.cut,
       durationMs: run.durationMs,
       peakMemoryMb: run.peakRssMb === null ? null : Math.round(run.peakRssMb),
-      isolation: { ...isolationReport(), networkNamespace: (this.options.networkNamespace ?? true) && networkNamespacePrefix() !== null },
+      isolation: isolationReport(this.options.networkNamespace ?? true),
       ...(error ? { error } : {}),
     };
   }
