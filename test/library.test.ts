@@ -47,6 +47,19 @@ describe('library API', () => {
     }
   });
 
+  it('kills a process whose resident memory passes its budget, with status memory', async () => {
+    // No allowance for the runtime itself: the host watchdog must end the run on its own.
+    const sandbox = await createSandbox({ warmProcesses: 0, runtimeOverheadMb: 0 });
+    try {
+      const result = await sandbox.run('import time\ntime.sleep(30)', { memoryMb: 64, timeoutMs: 60_000 });
+      assert.equal(result.status, 'memory');
+      assert.equal(result.error?.code, 'NBS_MEMORY');
+      assert.ok(result.durationMs < 30_000, `${result.durationMs}`);
+    } finally {
+      await sandbox.close();
+    }
+  });
+
   it('ends a run that is in flight with status killed when the sandbox closes', async () => {
     const sandbox = await createSandbox({ warmProcesses: 1 });
     const running = sandbox.run('import time\ntime.sleep(60)', { timeoutMs: 120_000 });

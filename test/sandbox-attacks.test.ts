@@ -9,6 +9,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunResult, Sandbox } from '../dist/index.js';
+import { networkNamespacePrefix } from '../dist/sandbox/isolation.js';
 import { everything, makeCanaries, sharedSandbox, type Canaries } from './helpers.js';
 
 /** Python that finds the Pyodide JS API although the hardening hid it (the JsFinder route). */
@@ -197,6 +198,8 @@ describe('escape routes with static checks off', { concurrency: 2 }, () => {
         }),
       );
       assertNoLeak(result);
+      assert.equal(result.isolation.networkNamespace, pick() === sandbox && networkNamespacePrefix() !== null);
+      assert.equal(result.isolation.permissionModel, true);
       assert.equal(connections.length, before, 'the sandbox connected to a host port');
       assert.match(result.stdout, /socket\.connect failed: PermissionError/);
     });
