@@ -60,13 +60,15 @@ describe('library API', () => {
     }
   });
 
-  it('ends a run that is in flight with status killed when the sandbox closes', async () => {
-    const sandbox = await createSandbox({ warmProcesses: 1 });
+  it('ends a run in flight with status killed and refuses queued runs when the sandbox closes', async () => {
+    const sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1 });
     const running = sandbox.run('import time\ntime.sleep(60)', { timeoutMs: 120_000 });
+    const queued = sandbox.run('print("queued")');
     await new Promise((resolve) => setTimeout(resolve, 6000));
     await sandbox.close();
     const result = await running.catch((error: unknown) => error);
     if (result instanceof NbsError) assert.equal(result.code, 'NBS_SANDBOX_CLOSED');
     else assert.equal((result as { status: string }).status, 'killed');
+    await assert.rejects(queued, (error: unknown) => error instanceof NbsError && error.code === 'NBS_SANDBOX_CLOSED');
   });
 });

@@ -129,6 +129,7 @@ export class Sandbox implements AsyncDisposable {
 
     await this.slots.acquire();
     try {
+      if (this.closed) throw new NbsError('NBS_SANDBOX_CLOSED');
       const sandboxProcess = this.take();
       try {
         await this.waitReady(sandboxProcess);
