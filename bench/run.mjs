@@ -48,8 +48,23 @@ await timeIt(ROUNDS, async () => {
   if (result.status !== 'ok') throw new Error(`bench run failed: ${result.status}`);
   warmSamples.push(performance.now() - startedAt);
 });
-await sandbox.close();
 row('run on a process started ahead (warmProcesses: 1)', median(warmSamples), plainLoad, 'loadPyodide() in-process');
+
+// Timeout precision: wall time past a 1 s deadline, against the deadline itself.
+for (const [name, source] of [
+  ['interruptible Python loop', 'while True: pass'],
+  ['time.sleep (needs the hard kill)', 'import time\ntime.sleep(100)'],
+]) {
+  const overshoots = [];
+  for (let round = 0; round < ROUNDS; round += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    const result = await sandbox.run(source, { timeoutMs: 1000 });
+    if (result.status !== 'timeout') throw new Error(`bench run did not time out: ${result.status}`);
+    overshoots.push(result.durationMs - 1000);
+  }
+  row(`timeout overshoot: ${name}`, median(overshoots), 1000, 'the 1000 ms deadline');
+}
+await sandbox.close();
 
 console.log(`nbsandbox bench on Node ${process.version}, ${process.platform}-${process.arch}; median of ${ROUNDS}`);
 console.table(rows);
