@@ -10,10 +10,6 @@ export function everything(result: RunResult): string {
   return JSON.stringify(result);
 }
 
-export function stdoutOf(result: RunResult): string {
-  return result.stdout;
-}
-
 /** A host file and env variable with random contents that no run may ever see. */
 export interface Canaries {
   readonly dir: string;

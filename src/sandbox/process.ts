@@ -119,10 +119,6 @@ export class SandboxProcess {
     this.ready.catch(() => undefined);
   }
 
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
-
   get hasExited(): boolean {
     return this.exitedFlag;
   }
@@ -130,11 +126,6 @@ export class SandboxProcess {
   /** The error that ended this process, if the host ended it for misbehaving. */
   get failureReason(): NbsError | undefined {
     return this.failure;
-  }
-
-  /** Last lines the runtime wrote to stderr; for diagnostics only, may contain host paths. */
-  get diagnostics(): string {
-    return this.stderrTail;
   }
 
   onMessage(listener: (message: SandboxMessage) => void): () => void {

@@ -17,7 +17,6 @@ interface ErrnoErrorConstructor {
 interface PyodideApi {
   version: string;
   runPython(code: string, options?: { globals?: unknown; filename?: string }): unknown;
-  globals: { get(key: string): PyProxyCallable };
   setInterruptBuffer(buffer: Int32Array): void;
   setStdout(options: { write(bytes: Uint8Array): number }): void;
   setStderr(options: { write(bytes: Uint8Array): number }): void;
@@ -127,15 +126,17 @@ async function start(pyodideDirUrl: string, wasmDirUrl: string, interruptBuffer:
   const raw: RawStreams = { stdout: '', stderr: '', budget: 0, truncated: false };
   captureRawStreams(pyodide, raw);
 
-  const namespace = pyodide.runPython('dict()') as PyNamespace;
+  // Runtime Python runs in private namespaces, never in the user's __main__.
+  const privateNamespace = () => pyodide.runPython('dict()') as PyNamespace;
+  const namespace = privateNamespace();
   pyodide.runPython(deno.readTextFileSync(new URL('runner.py', wasmDirUrl)), { globals: namespace, filename: '<nbsandbox runner>' });
   const runCell = namespace.get('run_cell');
   const configure = namespace.get('configure');
   pyodide.runPython(deno.readTextFileSync(new URL('harden.py', wasmDirUrl)), {
-    globals: pyodide.runPython('dict()'),
+    globals: privateNamespace(),
     filename: '<nbsandbox harden>',
   });
-  const python = String(pyodide.runPython('import sys; sys.version.split()[0]', { globals: pyodide.runPython('dict()') }));
+  const python = String(pyodide.runPython('import sys; sys.version.split()[0]', { globals: privateNamespace() }));
   scope.postMessage({ t: 'ready', python, pyodide: pyodide.version, startupMs: Math.round(performance.now() - startedAt) });
   return { pyodide, runCell, configure, raw };
 }
