@@ -229,7 +229,7 @@ export class Sandbox implements AsyncDisposable {
       };
 
       let settled = false;
-      const settle = (outcome: Outcome, fatalMessage?: string): void => {
+      const settle = (outcome: Outcome): void => {
         if (settled) return;
         settled = true;
         for (const timer of timers) clearTimeout(timer);
@@ -246,7 +246,6 @@ export class Sandbox implements AsyncDisposable {
             closed: this.closed,
             durationMs: Math.round(performance.now() - startedAt),
             peakRssMb,
-            ...(fatalMessage !== undefined ? { fatalMessage } : {}),
             failure: sandboxProcess.failureReason?.toJSON(),
           }),
         );
@@ -255,7 +254,7 @@ export class Sandbox implements AsyncDisposable {
       unsubscribe = sandboxProcess.onMessage((message: SandboxMessage) => {
         if (message.t === 'cell' && expectedIndexes.has(message.index)) finished.set(message.index, message);
         else if (message.t === 'done') settle({ kind: 'done' });
-        else if (message.t === 'fatal') settle({ kind: 'fatal' }, message.message);
+        else if (message.t === 'fatal') settle({ kind: 'fatal' });
       });
       void sandboxProcess.exited.then(() => settle({ kind: 'exit' }));
 
@@ -282,7 +281,6 @@ export class Sandbox implements AsyncDisposable {
     closed: boolean;
     durationMs: number;
     peakRssMb: number | null;
-    fatalMessage?: string;
     failure: ErrorInfo | undefined;
   }): RunResult {
     const cellResults: CellResult[] = [];
