@@ -31,7 +31,11 @@ export function decodeUtf8(bytes: Uint8Array): string {
   }
 }
 
-export async function readInputFile(path: string, maxBytes = DEFAULT_MAX_INPUT_BYTES): Promise<InputFile> {
+/**
+ * Reads a regular file of at most `maxBytes`. The cap is checked against the size at open and
+ * again while reading, so a file that grows in between is still refused.
+ */
+export async function readBoundedFile(path: string, maxBytes: number): Promise<Uint8Array> {
   let handle;
   try {
     handle = await open(path, 'r');
@@ -44,9 +48,8 @@ export async function readInputFile(path: string, maxBytes = DEFAULT_MAX_INPUT_B
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) throw new NbsError('NBS_INPUT_NOT_FILE');
-    const kind = kindOf(path);
     if (stat.size > maxBytes) throw new NbsError('NBS_INPUT_TOO_LARGE', `limit is ${maxBytes} bytes`);
-    // Read one byte past the cap so a file that grows after stat is still caught.
+    // One byte past the cap, so growth after stat shows.
     const buffer = Buffer.alloc(Math.min(stat.size, maxBytes) + 1);
     let length = 0;
     for (;;) {
@@ -56,7 +59,7 @@ export async function readInputFile(path: string, maxBytes = DEFAULT_MAX_INPUT_B
       if (length > maxBytes) throw new NbsError('NBS_INPUT_TOO_LARGE', `limit is ${maxBytes} bytes`);
       if (length === buffer.length) break;
     }
-    return { kind, text: decodeUtf8(buffer.subarray(0, length)) };
+    return buffer.subarray(0, length);
   } catch (error) {
     if (error instanceof NbsError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
@@ -65,4 +68,9 @@ export async function readInputFile(path: string, maxBytes = DEFAULT_MAX_INPUT_B
   } finally {
     await handle.close();
   }
+}
+
+export async function readInputFile(path: string, maxBytes = DEFAULT_MAX_INPUT_BYTES): Promise<InputFile> {
+  const bytes = await readBoundedFile(path, maxBytes);
+  return { kind: kindOf(path), text: decodeUtf8(bytes) };
 }
