@@ -18,6 +18,8 @@ export const errorCodes = {
   NBS_NOTEBOOK_UNSUPPORTED_VERSION: { status: 422, message: 'The notebook format version is not supported' },
   NBS_NOTEBOOK_TOO_MANY_CELLS: { status: 413, message: 'The notebook has more cells than allowed' },
   NBS_POLICY_UNKNOWN: { status: 422, message: 'The policy is not known' },
+  NBS_POLICY_INVALID: { status: 422, message: 'The policy file is not valid' },
+  NBS_POLICY_CYCLE: { status: 422, message: 'The policy extends itself through a cycle' },
   NBS_RUNTIME_UNAVAILABLE: { status: 500, message: 'The sandbox runtime is not installed for this platform' },
   NBS_SANDBOX_START_FAILED: { status: 500, message: 'A sandbox process failed to start' },
   NBS_SANDBOX_CRASHED: { status: 500, message: 'The sandbox process ended unexpectedly' },

@@ -14,3 +14,5 @@ export type {
   RunStatus,
 } from './sandbox/types.js';
 export { NbsError, errorCodes, isNbsError, type ErrorCode, type ErrorInfo } from './errors.js';
+export { loadPolicy, shippedPolicyNames, type Policy } from './policy/load.js';
+export type { PolicyFile, Severity } from './policy/schema.js';

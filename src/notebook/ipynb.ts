@@ -4,6 +4,7 @@
  */
 import * as v from 'valibot';
 import { NbsError } from '../errors.js';
+import { describeIssues } from '../issues.js';
 
 export interface NotebookCell {
   /** Position in the notebook, counting every cell type. */
@@ -40,15 +41,8 @@ const notebookSchema = v.looseObject({
   cells: v.array(cellSchema),
 });
 
-function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
-  return issues
-    .slice(0, 5)
-    .map((issue) => {
-      const path = issue.path?.map((item) => String(item.key)).join('.') ?? '';
-      return `${path || 'notebook'}: ${issue.expected ? `expected ${issue.expected}` : 'invalid value'}`;
-    })
-    .join('; ');
-}
+const NOTEBOOK_KEYS = new Set(['nbformat', 'nbformat_minor', 'metadata', 'cells', 'cell_type', 'id', 'source']);
+const describe = (issues: readonly v.BaseIssue<unknown>[]) => describeIssues(issues, 'notebook', (key) => NOTEBOOK_KEYS.has(key));
 
 export function parseIpynb(text: string, maxCells = DEFAULT_MAX_CELLS): Notebook {
   let json: unknown;
@@ -62,7 +56,7 @@ export function parseIpynb(text: string, maxCells = DEFAULT_MAX_CELLS): Notebook
     throw new NbsError('NBS_NOTEBOOK_UNSUPPORTED_VERSION', `nbformat ${String(major)}; supported: 4.0 to 4.${MAX_MINOR}`);
   }
   const version = v.safeParse(versionSchema, json);
-  if (!version.success) throw new NbsError('NBS_NOTEBOOK_INVALID', describeIssues(version.issues));
+  if (!version.success) throw new NbsError('NBS_NOTEBOOK_INVALID', describe(version.issues));
   const { nbformat_minor: minor } = version.output;
   if (minor > MAX_MINOR) {
     throw new NbsError('NBS_NOTEBOOK_UNSUPPORTED_VERSION', `nbformat 4.${minor}; supported: 4.0 to 4.${MAX_MINOR}`);
@@ -72,7 +66,7 @@ export function parseIpynb(text: string, maxCells = DEFAULT_MAX_CELLS): Notebook
     throw new NbsError('NBS_NOTEBOOK_TOO_MANY_CELLS', `limit is ${maxCells}`);
   }
   const parsed = v.safeParse(notebookSchema, json);
-  if (!parsed.success) throw new NbsError('NBS_NOTEBOOK_INVALID', describeIssues(parsed.issues));
+  if (!parsed.success) throw new NbsError('NBS_NOTEBOOK_INVALID', describe(parsed.issues));
 
   const seenIds = new Set<string>();
   const cells = parsed.output.cells.map((cell, index): NotebookCell => {

@@ -15,7 +15,8 @@ const ruleId = v.pipe(v.string(), v.regex(RULE_ID), v.description('A rule id suc
 
 /** Python module names: dotted identifiers, `*` alone allowed only where documented. */
 const moduleName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/), v.maxLength(200));
-const magicName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/), v.maxLength(64));
+/** `name` matches the line and the cell magic; `%name` only the line magic, `%%name` only the cell magic. */
+const magicName = v.pipe(v.string(), v.regex(/^%{0,2}[A-Za-z_][A-Za-z0-9_]*$/), v.maxLength(64));
 const shortText = v.pipe(v.string(), v.maxLength(4096));
 const list = <T extends v.GenericSchema>(item: T) => v.pipe(v.array(item), v.maxLength(1000));
 
@@ -57,7 +58,10 @@ const ruleSetting = v.union([
 ]);
 
 const verdictSchema = v.strictObject({
-  denyAt: v.pipe(v.optional(severity), v.description('Any finding at or above this severity makes the verdict deny.')),
+  denyAt: v.pipe(
+    v.optional(v.union([severity, v.literal('never')])),
+    v.description('Any finding at or above this severity makes the verdict deny; "never" only warns.'),
+  ),
   warnAt: v.pipe(v.optional(severity), v.description('Any finding at or above this severity (and below denyAt) makes it warn.')),
   unparsable: v.pipe(v.optional(severity), v.description('Severity of a cell whose Python cannot be parsed.')),
 });
