@@ -5,32 +5,46 @@
  */
 import { parseArgs } from 'node:util';
 import { NbsError, isNbsError } from './errors.js';
-import { loadInputFile } from './notebook/index.js';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Checker, checkNotebook, type CheckResult } from './check/index.js';
+import { runFixtures } from './check/fixtures.js';
+import { loadInputFile, type LoadedInput } from './notebook/index.js';
+import { loadPolicy, SHIPPED_POLICY_DIR, shippedPolicyNames } from './policy/load.js';
+import { deniedResult } from './sandbox/denied.js';
 import { createSandbox } from './sandbox/sandbox.js';
-import type { NotebookOutput, RunInput, RunResult } from './sandbox/types.js';
+import type { NotebookOutput, RunResult } from './sandbox/types.js';
 
 const USAGE = `Usage:
-  nbsandbox run <file.py|file.ipynb> [--policy <name>] [--timeout <ms>] [--memory <MiB>] [--json]
+  nbsandbox check <file.py|file.ipynb> [--policy <name|path>] [--json]
+  nbsandbox run <file.py|file.ipynb> [--policy <name|path>] [--timeout <ms>] [--memory <MiB>] [--json]
+  nbsandbox test <policy|policy.json|fixtures-dir> [--policy <name|path>] [--json]
   nbsandbox demo
   nbsandbox --help | --version
 
-run     Execute the code cells in a fresh, isolated Pyodide interpreter.
-        --policy   policy to apply (only "permissive" until policies land)
-        --timeout  wall-clock limit in milliseconds (default 30000)
-        --memory   Python heap limit in MiB (default 512)
-        --json     print exactly one JSON object: the run result, or { "error": ... }
+check   Analyse the code statically against a policy; nothing is executed.
+run     Check first, then (unless the verdict is deny) execute the code cells in a fresh,
+        isolated Pyodide interpreter.
+        --policy   shipped policy (strict, default, permissive) or a policy file (default: default)
+        --timeout  wall-clock limit in milliseconds (default: the policy's, 30000)
+        --memory   Python heap limit in MiB (default: the policy's, 512)
+        --json     print exactly one JSON object: the result, or { "error": ... }
+test    Run the annotated rule fixtures (# ruleid: / # ok: …) of a policy: policies/fixtures for
+        a shipped policy, fixtures/ beside a policy file, or a fixtures directory.
 demo    Run a small built-in notebook that prints, computes and tries to escape.
 
-Exit status: 0 run ok; 1 run not ok (error, timeout, memory, killed, denied); 2 usage or input error.`;
+Exit status of check: 0 allow or warn; 1 deny; 2 usage or input error.
+Exit status of test: 0 every fixture passed; 1 a fixture failed; 2 usage or input error.
+Exit status of run: 0 run ok; 1 run not ok (error, timeout, memory, killed, denied); 2 usage or input error.`;
 
-const DEMO: RunInput = {
+const DEMO = {
   cells: [
     { source: 'import sys\nprint("Python", sys.version.split()[0], "in nbsandbox")' },
     { source: 'squares = [n * n for n in range(10)]\nsum(squares)' },
     { source: 'try:\n    open("/etc/passwd")\nexcept OSError as error:\n    print("host files are out of reach:", type(error).__name__)' },
     { source: 'import socket\ntry:\n    socket.create_connection(("127.0.0.1", 22), timeout=1)\nexcept OSError as error:\n    print("the network is out of reach:", type(error).__name__)' },
   ],
-};
+} as const;
 
 class UsageError extends NbsError {
   constructor(detail: string) {
@@ -68,6 +82,69 @@ function printHuman(result: RunResult): void {
   if (result.truncated) process.stderr.write('nbsandbox: output was truncated at its cap\n');
 }
 
+function printFindings(file: string, result: CheckResult, stream: NodeJS.WriteStream): void {
+  for (const finding of result.findings) {
+    stream.write(`${file} cell[${finding.cell}]:${finding.line}:${finding.column} ${finding.severity} ${finding.ruleId} ${finding.message}\n`);
+  }
+}
+
+function verdictLine(result: CheckResult): string {
+  return `verdict ${result.verdict} (${result.findings.length} finding${result.findings.length === 1 ? '' : 's'}, policy ${result.policy.id})\n`;
+}
+
+async function checkCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: { policy: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
+  if (positionals.length !== 1) throw new UsageError('check takes exactly one file');
+  const file = positionals[0] ?? '';
+  const policy = await loadPolicy(values.policy ?? 'default');
+  const input = await loadInputFile(file, policy.limits);
+  const result = await checkNotebook(input.check, { policy });
+  if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
+  else {
+    printFindings(file, result, process.stdout);
+    process.stdout.write(verdictLine(result));
+  }
+  return result.verdict === 'deny' ? 1 : 0;
+}
+
+async function testCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: { policy: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
+  if (positionals.length !== 1) throw new UsageError('test takes a policy or a fixtures directory');
+  const target = positionals[0] ?? '';
+  const isDirectory = existsSync(target) && statSync(target).isDirectory();
+  const policy = await loadPolicy(isDirectory ? (values.policy ?? 'default') : target);
+  const dir = isDirectory ? target : shippedPolicyNames().includes(target) ? join(SHIPPED_POLICY_DIR, 'fixtures') : join(dirname(target), 'fixtures');
+  if (!existsSync(dir)) throw new NbsError('NBS_INPUT_NOT_FOUND', 'no fixtures directory');
+  const checker = new Checker();
+  try {
+    const report = await runFixtures(dir, policy, checker);
+    if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
+    else {
+      for (const rule of report.rules) {
+        process.stdout.write(`${rule.failures === 0 ? 'ok  ' : 'FAIL'} ${rule.ruleId.padEnd(16)} ${rule.positive} positive, ${rule.negative} negative\n`);
+      }
+      for (const failure of report.failures) {
+        const where = `${failure.file}${failure.cell === null ? '' : ` cell[${failure.cell}]`}${failure.line === null ? '' : `:${failure.line}`}`;
+        process.stdout.write(`${where} ${failure.ruleId}: ${failure.problem}\n`);
+      }
+      process.stdout.write(`fixtures: ${report.files} files, ${report.rules.length} rules, ${report.failures.length} failures (policy ${policy.id})\n`);
+    }
+    return report.failures.length === 0 && report.files > 0 ? 0 : 1;
+  } finally {
+    await checker.close();
+  }
+}
+
 async function runCommand(args: string[], demo: boolean): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -81,22 +158,37 @@ async function runCommand(args: string[], demo: boolean): Promise<number> {
     },
   });
   if (demo ? positionals.length !== 0 : positionals.length !== 1) throw new UsageError(demo ? 'demo takes no file' : 'run takes exactly one file');
-  if (values.policy !== undefined && values.policy !== 'permissive') throw new NbsError('NBS_POLICY_UNKNOWN', 'only "permissive" is available');
   const timeoutMs = integerOption('timeout', values.timeout);
   const memoryMb = integerOption('memory', values.memory);
-  const input: RunInput = demo ? DEMO : { cells: (await loadInputFile(positionals[0] ?? '')).cells };
+  const policy = await loadPolicy(values.policy ?? (demo ? 'permissive' : 'default'));
+  const file = positionals[0] ?? 'demo';
+  const input: LoadedInput = demo
+    ? { kind: 'ipynb', cells: DEMO.cells, check: { kind: 'cells', cells: DEMO.cells.map((cell, index) => ({ index, source: cell.source })) } }
+    : await loadInputFile(file, policy.limits);
 
-  const sandbox = await createSandbox({ warmProcesses: 0, maxConcurrentRuns: 1 });
+  // The sandbox process starts while the check runs; a deny closes it unused.
+  const sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1 });
   const stop = () => void sandbox.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    const result = await sandbox.run(input, {
-      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-      ...(memoryMb !== undefined ? { memoryMb } : {}),
-    });
+    const check = await checkNotebook(input.check, { policy });
+    const result: RunResult =
+      check.verdict === 'deny'
+        ? deniedResult(check)
+        : {
+            ...(await sandbox.run(
+              { cells: input.cells },
+              { timeoutMs: timeoutMs ?? policy.limits.timeoutMs, memoryMb: memoryMb ?? policy.limits.memoryMb },
+            )),
+            check,
+          };
     if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
-    else printHuman(result);
+    else {
+      printFindings(file, check, process.stderr);
+      if (check.findings.length > 0 || check.verdict === 'deny') process.stderr.write(verdictLine(check));
+      printHuman(result);
+    }
     return result.status === 'ok' ? 0 : 1;
   } finally {
     process.off('SIGINT', stop);
@@ -114,6 +206,10 @@ async function main(argv: string[]): Promise<number> {
   const json = rest.includes('--json');
   try {
     switch (command) {
+      case 'check':
+        return await checkCommand(rest);
+      case 'test':
+        return await testCommand(rest);
       case 'run':
         return await runCommand(rest, false);
       case 'demo':

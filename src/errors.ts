@@ -20,6 +20,7 @@ export const errorCodes = {
   NBS_POLICY_UNKNOWN: { status: 422, message: 'The policy is not known' },
   NBS_POLICY_INVALID: { status: 422, message: 'The policy file is not valid' },
   NBS_POLICY_CYCLE: { status: 422, message: 'The policy extends itself through a cycle' },
+  NBS_CHECKER_FAILED: { status: 500, message: 'The static checker is not available' },
   NBS_RUNTIME_UNAVAILABLE: { status: 500, message: 'The sandbox runtime is not installed for this platform' },
   NBS_SANDBOX_START_FAILED: { status: 500, message: 'A sandbox process failed to start' },
   NBS_SANDBOX_CRASHED: { status: 500, message: 'The sandbox process ended unexpectedly' },

@@ -16,3 +16,6 @@ export type {
 export { NbsError, errorCodes, isNbsError, type ErrorCode, type ErrorInfo } from './errors.js';
 export { loadPolicy, shippedPolicyNames, type Policy } from './policy/load.js';
 export type { PolicyFile, Severity } from './policy/schema.js';
+export { Checker, checkNotebook, isMarimoSource, type CheckOptions, type CheckerOptions } from './check/index.js';
+export type { CellFacts, CheckInput, CheckResult, Finding, MagicFact, Verdict } from './check/index.js';
+export { loadInputFile, loadInputText, type InputLimits, type LoadedInput } from './notebook/index.js';

@@ -55,7 +55,7 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     const lines = outcome.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
     const result = JSON.parse(lines[0] ?? '');
-    assert.deepEqual(Object.keys(result).sort(), ['cells', 'durationMs', 'isolation', 'peakMemoryMb', 'status', 'stderr', 'stdout', 'truncated']);
+    assert.deepEqual(Object.keys(result).sort(), ['cells', 'check', 'durationMs', 'isolation', 'peakMemoryMb', 'status', 'stderr', 'stdout', 'truncated']);
     assert.equal(result.status, 'ok');
     assert.equal(result.stdout, 'hello\n');
     assert.deepEqual(result.cells[0].outputs, [
@@ -120,7 +120,7 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     ['an unknown option', () => ['run', join(dir, 'hello.py'), '--frobnicate'], 'NBS_USAGE'],
     ['a missing file argument', () => ['run'], 'NBS_USAGE'],
     ['an unknown command', () => ['explode'], 'NBS_USAGE'],
-    ['a policy that does not exist yet', () => ['run', join(dir, 'hello.py'), '--policy', 'strict'], 'NBS_POLICY_UNKNOWN'],
+    ['a policy that does not exist', () => ['run', join(dir, 'hello.py'), '--policy', 'lenient'], 'NBS_POLICY_UNKNOWN'],
     ['a timeout that is not a number', () => ['run', join(dir, 'hello.py'), '--timeout', 'soon'], 'NBS_USAGE'],
     ['a memory limit out of range', () => ['run', join(dir, 'hello.py'), '--memory', '1'], 'NBS_OPTION_INVALID'],
   ];

@@ -1,4 +1,5 @@
 /** Public types of a sandbox run: its input, options and JSON-serialisable result. */
+import type { CheckResult } from '../check/types.js';
 import type { ErrorInfo } from '../errors.js';
 import type { IsolationReport } from './isolation.js';
 import type { NotebookOutput } from './protocol.js';
@@ -59,4 +60,6 @@ export interface RunResult {
   readonly isolation: IsolationReport;
   /** Why the run ended abnormally (timeout, memory, crash); absent for `ok` and Python errors. */
   readonly error?: ErrorInfo;
+  /** The static check that preceded the run, where one did (the CLI and server always check). */
+  readonly check?: CheckResult;
 }
