@@ -1,0 +1,182 @@
+/**
+ * The static check through the real in-wasm checker: bypass forms, the benign corpus under
+ * the default policy, hostile sources that break the parser, and the shipped fixtures.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { Checker, loadInputText, loadPolicy, type CheckResult, type Policy } from '../dist/index.js';
+import { runFixtures } from '../dist/check/fixtures.js';
+import { SHIPPED_POLICY_DIR } from '../dist/policy/load.js';
+
+const corpus = join(fileURLToPath(new URL('..', import.meta.url)), '..', 'shared', 'corpus', 'benign');
+
+function notebooksUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? notebooksUnder(join(dir, entry.name)) : entry.name.endsWith('.ipynb') ? [join(dir, entry.name)] : [],
+  );
+}
+
+describe('static check in wasm', { concurrency: 1 }, () => {
+  let checker: Checker;
+  let standard: Policy;
+  let strict: Policy;
+  let permissive: Policy;
+  const check = (source: string, policy = standard): Promise<CheckResult> =>
+    checker.check({ kind: 'cells', cells: [{ index: 0, source }] }, policy);
+  const ruleIds = (result: CheckResult) => result.findings.map((finding) => finding.ruleId);
+
+  before(async () => {
+    checker = new Checker({ workers: 1 });
+    [standard, strict, permissive] = await Promise.all([loadPolicy('default'), loadPolicy('strict'), loadPolicy('permissive')]);
+    await checker.warmUp();
+  });
+  after(() => checker.close());
+
+  const bypasses: [string, string][] = [
+    ['import os as o; o.system(...)', "import os as o\no.system('id')"],
+    ['from os import system', "from os import system\nsystem('id')"],
+    ['an alias by assignment', "import os\nrun = os.system\nrun('id')"],
+    ['builtins.eval', "import builtins\nbuiltins.eval('1')"],
+    ["__builtins__['exec']", "__builtins__['exec']('1')"],
+    ["getattr(os, 'sys'+'tem')", "import os\ngetattr(os, 'sys' + 'tem')('id')"],
+    ['importlib.import_module', "import importlib\nimportlib.import_module('subprocess')"],
+    ['__import__', "__import__('os').system('id')"],
+    ['exec(compile(...))', "exec(compile('1', 'x', 'exec'))"],
+    ['sys.modules[...]', "import sys\nsys.modules['os'].system('id')"],
+    ['a __subclasses__ walk', '().__class__.__mro__[1].__subclasses__()'],
+    ['a frame walk', 'def g():\n    yield 1\ng().gi_frame.f_back.f_globals'],
+    ['ctypes', 'import ctypes\nctypes.CDLL(None)'],
+    ['subprocess', "import subprocess\nsubprocess.run(['id'])"],
+    ['os.execv', "import os\nos.execv('/bin/sh', ['sh'])"],
+    ['pty', "import pty\npty.spawn('/bin/sh')"],
+    ['socket', "import socket\nsocket.create_connection(('example.com', 80))"],
+    ['pickle.loads', 'import pickle\npickle.loads(data)'],
+    ['torch.load without weights_only', "import torch\ntorch.load('model.pt')"],
+    ['yaml.load unsafe', 'import yaml\nyaml.load(text)'],
+    ['the JS bridge', 'import js\njs.fetch'],
+    ['pyodide.code.run_js', "from pyodide.code import run_js\nrun_js('1')"],
+    ['micropip', "import micropip\nmicropip.install('x')"],
+  ];
+  for (const [label, source] of bypasses) {
+    it(`detects ${label} and denies it under default`, async () => {
+      const result = await check(source);
+      assert.equal(result.verdict, 'deny', JSON.stringify(result.findings));
+      assert.ok(result.findings.every((finding) => finding.line >= 1 && finding.column >= 1));
+    });
+  }
+
+  it('reports findings with positions, ids and Bandit mapping', async () => {
+    const result = await check("x = 1\nimport subprocess\nsubprocess.call('ls', shell=True)");
+    const finding = result.findings.find((item) => item.ruleId === 'NBS-PROC-001');
+    assert.ok(finding, JSON.stringify(result.findings));
+    assert.equal(finding.line, 3);
+    assert.equal(finding.column, 1);
+    assert.equal(finding.cell, 0);
+    assert.match(finding.bandit ?? '', /^B6\d\d$/);
+    assert.equal(result.policy.id, 'default');
+    assert.equal(result.policy.hash, standard.hash);
+  });
+
+  it('never echoes a hard-coded secret', async () => {
+    const secret = 'AKIA' + 'ABCDEFGHIJKLMNOP';
+    const result = await check(`aws_key = "${secret}"`);
+    assert.ok(ruleIds(result).includes('NBS-SECRET-001'), JSON.stringify(result));
+    assert.ok(!JSON.stringify(result).includes(secret));
+  });
+
+  it('lets plain data-science code through without warnings of medium or more', async () => {
+    const result = await check(
+      "import numpy as np\nimport pandas as pd\nimport requests\nimport os\ndf = pd.DataFrame({'a': np.arange(3)})\nr = requests.get('https://example.com', timeout=5)\ntoken = os.environ['HF_TOKEN']\nwith open('out.txt', 'w') as f:\n    f.write(df.to_csv())\ndf.describe()",
+    );
+    assert.equal(result.verdict, 'allow', JSON.stringify(result.findings));
+  });
+
+  it('understands magics without making the cell unparsable', async () => {
+    const result = await check('%matplotlib inline\n!pip install transformers\nimport numpy\nfor i in range(2):\n    !echo hi\nx = 1');
+    assert.ok(!ruleIds(result).includes('NBS-PARSE-001'), JSON.stringify(result.findings));
+    assert.ok(ruleIds(result).includes('NBS-SHELL-001'));
+    assert.deepEqual(result.cells[0]?.dependencies, ['transformers']);
+    assert.notEqual(result.verdict, 'deny');
+    const strictResult = await check('%%bash\nrm -rf /', strict);
+    assert.equal(strictResult.verdict, 'deny');
+  });
+
+  it('fails closed on unparsable Python under default and strict, not under permissive', async () => {
+    assert.equal((await check('def (:')).verdict, 'deny');
+    assert.equal((await check('def (:', strict)).verdict, 'deny');
+    assert.notEqual((await check('def (:', permissive)).verdict, 'deny');
+    assert.notEqual((await check('import os\nos.system("x")', permissive)).verdict, 'deny');
+  });
+
+  for (const [label, source] of [
+    ["'not ' * 100000 + 'x'", 'not '.repeat(100_000) + 'x'],
+    ["'(' * 100000", '('.repeat(100_000)],
+    ['a 20,000-deep attribute chain', 'a' + '.b'.repeat(20_000)],
+    ['a 20,000-term sum', 'x' + '+x'.repeat(20_000)],
+  ] as const) {
+    it(`answers ${label} with a finding and keeps working`, async () => {
+      const result = await check(source);
+      assert.equal(result.verdict, 'deny');
+      assert.ok(ruleIds(result).includes('NBS-PARSE-001'), JSON.stringify(result.findings).slice(0, 500));
+      assert.equal((await check('print(1)')).verdict, 'allow');
+    });
+  }
+
+  it('checks marimo files without importing them, with file line numbers', async () => {
+    const source = [
+      'import marimo',
+      '',
+      'app = marimo.App()',
+      '',
+      '@app.cell',
+      'def _():',
+      '    import os',
+      "    os.system('id')",
+      '    return',
+      '',
+      "app._unparsable_cell(r'''x = (''')",
+      '',
+      "if __name__ == '__main__':",
+      '    app.run()',
+    ].join('\n');
+    const input = loadInputText('py', source);
+    assert.equal(input.kind, 'marimo');
+    const result = await checker.check(input.check, standard);
+    const proc = result.findings.find((finding) => finding.ruleId === 'NBS-PROC-001');
+    assert.equal(proc?.line, 8, JSON.stringify(result.findings));
+    assert.ok(ruleIds(result).includes('NBS-MARIMO-001'));
+  });
+
+  it('never denies a benign corpus notebook under default, and finishes each', async () => {
+    const files = notebooksUnder(corpus);
+    assert.ok(files.length >= 40, `${files.length} notebooks`);
+    const verdicts: Record<string, number> = {};
+    for (const file of files) {
+      const input = loadInputText('ipynb', readFileSync(file, 'utf8'), standard.limits);
+      const result = await checker.check(input.check, standard);
+      verdicts[result.verdict] = (verdicts[result.verdict] ?? 0) + 1;
+      assert.notEqual(result.verdict, 'deny', `${file}: ${JSON.stringify(result.findings.filter((f) => f.severity === 'high' || f.severity === 'critical'))}`);
+    }
+    console.log(`benign corpus under default: ${files.length} notebooks, verdicts ${JSON.stringify(verdicts)}`);
+  });
+
+  it('passes the shipped fixtures under the default policy', async () => {
+    const report = await runFixtures(join(SHIPPED_POLICY_DIR, 'fixtures'), standard, checker);
+    assert.deepEqual(report.failures, []);
+    assert.ok(report.files > 0);
+  });
+
+  it('never fails on random sources (fuzz)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.string(), fc.lorem(), fc.constantFrom('%%', '!', '%', '?', '"""', "'''", '\\', '\t', '\0')), async (source) => {
+        const result = await check(source);
+        assert.ok(['allow', 'warn', 'deny'].includes(result.verdict));
+      }),
+      { numRuns: 150 },
+    );
+  });
+});

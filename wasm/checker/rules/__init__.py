@@ -1,0 +1,64 @@
+"""The AST rules: one pre-order walk per cell, dispatching each node to the rule modules.
+
+Handlers receive (context, node, parent). Outer nodes are seen before inner ones, so a finding
+on a whole chain (a.__mro__[1].__subclasses__) can silence the same rule on its inner links.
+"""
+import ast
+
+
+from . import execution, files, imports, marimo_cells, secret_rules, uses
+
+_MODULES = (imports, execution, uses, files, secret_rules, marimo_cells)
+_HANDLERS = {}
+for _module in _MODULES:
+    for _type, _handler in _module.HANDLERS:
+        _HANDLERS.setdefault(_type, []).append(_handler)
+
+class Context:
+    """What handlers share while walking one cell."""
+
+    def __init__(self, resolver, policy, emit, marimo=False):
+        self.resolver = resolver
+        self.policy = policy
+        self._emit = emit
+        self.marimo = marimo
+        self.parents = {}
+        self._silenced = set()
+
+    def resolve(self, node):
+        return self.resolver.resolve(node)
+
+    def emit(self, rule_id, node, message, bandit=None, severity=None):
+        if (id(node), rule_id) in self._silenced:
+            return
+        self._emit(rule_id, node, message, bandit, severity)
+        self.silence_chain(node, rule_id)
+
+    def silence_chain(self, node, rule_id):
+        """The links inside a reported chain are part of the same use: report it once."""
+        current = node
+        for _ in range(10000):
+            if isinstance(current, (ast.Attribute, ast.Subscript)):
+                current = current.value
+            elif isinstance(current, ast.Call):
+                current = current.func
+            else:
+                return
+            self._silenced.add((id(current), rule_id))
+
+    def is_call_target(self, node):
+        parent = self.parents.get(id(node))
+        return isinstance(parent, ast.Call) and parent.func is node
+
+
+def analyse(statements, context):
+    stack = [(statement, None) for statement in reversed(statements)]
+    parents = context.parents
+    while stack:
+        node, parent = stack.pop()
+        parents[id(node)] = parent
+        for handler in _HANDLERS.get(type(node), ()):
+            handler(context, node, parent)
+        children = list(ast.iter_child_nodes(node))
+        for child in reversed(children):
+            stack.append((child, node))
