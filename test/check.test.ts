@@ -115,8 +115,8 @@ describe('static check in wasm', { concurrency: 1 }, () => {
   for (const [label, source] of [
     ["'not ' * 100000 + 'x'", 'not '.repeat(100_000) + 'x'],
     ["'(' * 100000", '('.repeat(100_000)],
-    ['a 20,000-deep attribute chain', 'a' + '.b'.repeat(20_000)],
-    ['a 20,000-term sum', 'x' + '+x'.repeat(20_000)],
+    ['a 200,000-deep attribute chain', 'a' + '.b'.repeat(200_000)],
+    ['a 200,000-term sum', 'x' + '+x'.repeat(200_000)],
   ] as const) {
     it(`answers ${label} with a finding and keeps working`, async () => {
       const result = await check(source);
@@ -125,6 +125,23 @@ describe('static check in wasm', { concurrency: 1 }, () => {
       assert.equal((await check('print(1)')).verdict, 'allow');
     });
   }
+
+  it('analyses 20,000-deep chains instead of giving up on them', async () => {
+    const sum = await check('x' + '+x'.repeat(20_000) + '+eval(y)');
+    assert.ok(ruleIds(sum).includes('NBS-EXEC-001'), JSON.stringify(sum.findings));
+    const chain = await check("import os\nos.system('id')" + '.b'.repeat(20_000));
+    assert.ok(ruleIds(chain).includes('NBS-PROC-001'), JSON.stringify(chain.findings));
+  });
+
+  it('checks code passed to exec, eval and compile as string literals', async () => {
+    const hidden = await check("exec('import os; os.system(1)')");
+    assert.equal(hidden.verdict, 'deny');
+    assert.ok(ruleIds(hidden).includes('NBS-PROC-001'));
+    const nested = await check('exec("exec(\'import ctypes\')")');
+    assert.ok(ruleIds(nested).includes('NBS-FFI-001'), JSON.stringify(nested.findings));
+    assert.equal((await check("eval('1 + 1')")).verdict, 'allow');
+    assert.ok(ruleIds(await check("compile('def (:', 'c', 'exec')")).includes('NBS-EXEC-001'));
+  });
 
   it('checks marimo files without importing them, with file line numbers', async () => {
     const source = [

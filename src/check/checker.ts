@@ -68,16 +68,25 @@ class CheckerWorker {
       this.worker.once('exit', () => reject(new NbsError('NBS_CHECKER_FAILED', 'checker did not start')));
     });
     this.ready.catch(() => undefined);
-    this.worker.on('message', (message: { id?: number; response?: string }) => {
+    this.worker.on('message', (message: { id?: number; response?: string; failure?: string }) => {
       if (message.id === undefined || !this.current) return;
+      // A failure inside Pyodide may leave it unusable: no further job goes to this worker.
+      if (message.failure !== undefined) this.retire();
       this.finish(message.response ?? null);
     });
     this.worker.on('error', () => undefined);
     this.worker.once('exit', () => {
-      this.dead = true;
       this.finish(this.started ? null : new NbsError('NBS_CHECKER_FAILED', 'a checker worker did not start'));
-      this.onDeath(this);
+      this.retire();
     });
+  }
+
+  /** Takes this worker out of service at once, so the checker starts a replacement. */
+  private retire(): void {
+    if (this.dead) return;
+    this.dead = true;
+    void this.worker.terminate();
+    this.onDeath(this);
   }
 
   get busy(): boolean {

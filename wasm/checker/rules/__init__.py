@@ -14,11 +14,15 @@ for _module in _MODULES:
     for _type, _handler in _module.HANDLERS:
         _HANDLERS.setdefault(_type, []).append(_handler)
 
+MAX_LITERAL_NESTING = 8
+
+
 class Context:
     """What handlers share while walking one cell."""
 
-    def __init__(self, resolver, policy, emit, marimo=False):
+    def __init__(self, resolver, policy, emit, marimo=False, nesting=0):
         self.resolver = resolver
+        self.nesting = nesting
         self.policy = policy
         self._emit = emit
         self.marimo = marimo
@@ -45,6 +49,24 @@ class Context:
             else:
                 return
             self._silenced.add((id(current), rule_id))
+
+    def analyse_literal_code(self, text, at):
+        """Code written as a string literal and run by exec/eval/compile is checked like any other,
+        its findings placed on the call that runs it. False when it cannot be analysed."""
+        if self.nesting >= MAX_LITERAL_NESTING:
+            return False
+        try:
+            statements = ast.parse(text, "<literal>", "exec").body
+            self.resolver.collect(statements)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return False
+
+        def emit_at_call(rule_id, node, message, bandit, severity):
+            self._emit(rule_id, at, message + " (in code run from a string)", bandit, severity)
+
+        inner = Context(self.resolver, self.policy, emit_at_call, self.marimo, self.nesting + 1)
+        analyse(statements, inner)
+        return True
 
     def is_call_target(self, node):
         parent = self.parents.get(id(node))

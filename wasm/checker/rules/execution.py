@@ -51,6 +51,8 @@ def on_call(context, node, parent):
         text, built = fold_string(code)
         if text is None or built:
             context.emit("NBS-EXEC-001", node, name + " of code the checker cannot see", _CODE_RUNNERS[qualified])
+        elif not context.analyse_literal_code(text, node):
+            context.emit("NBS-EXEC-001", node, name + " of code the checker cannot analyse", _CODE_RUNNERS[qualified])
         return
     if qualified in _IMPORTERS:
         module, built = fold_string(_first_argument(node, "name"))
