@@ -18,7 +18,13 @@ export function describeIssues(
           return typeof item.key === 'number' || isSafeKey(key) ? key : '<key>';
         })
         .join('.');
-      return `${path || subject}: ${issue.expected ? `expected ${issue.expected.slice(0, 120)}` : 'invalid value'}`;
+      const problem =
+        issue.received === 'undefined'
+          ? 'required'
+          : issue.expected
+            ? `expected ${issue.expected.slice(0, 120)}`
+            : issue.message.startsWith('Invalid') ? 'invalid value' : issue.message.slice(0, 120);
+      return `${path || subject}: ${problem}`;
     })
     .join('; ');
 }

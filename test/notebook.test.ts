@@ -1,33 +1,80 @@
 /** Notebook ingest against nbformat's own test notebooks (read from ../shared/corpus). */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { NbsError } from '../dist/index.js';
-import { parseIpynb } from '../dist/notebook/index.js';
+import fc from 'fast-check';
+import { loadInputText, parseIpynb } from '../dist/notebook/index.js';
 
 const tests = join(fileURLToPath(new URL('..', import.meta.url)), '..', 'shared', 'corpus', 'nbformat-tests');
 const read = (name: string) => readFileSync(join(tests, name), 'utf8');
 
-function rejectsWith(name: string, code: string): void {
-  assert.throws(() => parseIpynb(read(name)), (error: unknown) => error instanceof NbsError && error.code === code, name);
+interface Expectation {
+  readonly file: string;
+  readonly answer: string;
 }
 
-describe('parseIpynb', () => {
-  for (const name of ['test4.ipynb', 'test4.5.ipynb', 'test4docinfo.ipynb', 'test4custom.ipynb', 'test4jupyter_metadata.ipynb', 'test4jupyter_metadata_timings.ipynb', 'many_tracebacks.ipynb']) {
-    it(`accepts ${name}`, () => {
-      const notebook = parseIpynb(read(name));
-      assert.ok(notebook.cells.length > 0);
-      assert.ok(notebook.cells.every((cell, index) => cell.index === index && typeof cell.source === 'string'));
+/** The table in EXPECTED.md: one row per file (a row may name several), with the gate's answer. */
+function expectations(): Expectation[] {
+  const rows = read('EXPECTED.md')
+    .split('\n')
+    .filter((line) => line.startsWith('| `'));
+  return rows.flatMap((row) => {
+    const columns = row.split('|').map((column) => column.trim());
+    const files = [...(columns[1] ?? '').matchAll(/`([^`]+)`/g)].map((match) => match[1] as string);
+    return files.map((file) => ({ file, answer: columns[4] ?? '' }));
+  });
+}
+
+function rejection(name: string): NbsError {
+  try {
+    parseIpynb(read(name));
+  } catch (error) {
+    if (error instanceof NbsError) return error;
+    throw error;
+  }
+  assert.fail(`${name} was accepted`);
+}
+
+describe('parseIpynb on nbformat\'s own test notebooks (EXPECTED.md)', () => {
+  const table = expectations();
+  it('covers every notebook in the corpus folder', () => {
+    const onDisk = readdirSync(tests).filter((name) => name.endsWith('.ipynb')).sort();
+    assert.deepEqual(table.map((row) => row.file).sort(), onDisk);
+    assert.equal(onDisk.length, 20);
+  });
+  for (const { file, answer } of table) {
+    it(`${file}: ${answer}`, () => {
+      if (answer.startsWith('accept')) {
+        const notebook = parseIpynb(read(file));
+        assert.ok(notebook.cells.length > 0);
+        assert.ok(notebook.cells.every((cell, index) => cell.index === index && typeof cell.source === 'string'));
+        return;
+      }
+      assert.match(answer, /^reject/);
+      const error = rejection(file);
+      assert.match(error.code, /^NBS_NOTEBOOK_/);
+      assert.ok(!error.message.includes('Error:'), error.message);
+      if (answer.includes('unsupported')) assert.equal(error.code, 'NBS_NOTEBOOK_UNSUPPORTED_VERSION');
+      else assert.notEqual(error.code, 'NBS_NOTEBOOK_INVALID_JSON');
     });
   }
-  for (const name of ['test2.ipynb', 'test3.ipynb', 'test3_no_metadata.ipynb', 'test4plus.ipynb']) {
-    it(`rejects ${name} as an unsupported version`, () => rejectsWith(name, 'NBS_NOTEBOOK_UNSUPPORTED_VERSION'));
-  }
-  for (const name of ['v4_5_no_cell_id.ipynb', 'invalid_unique_cell_id.ipynb', 'invalid_cell_id.ipynb', 'no_min_version.ipynb']) {
-    it(`rejects ${name} as invalid`, () => rejectsWith(name, 'NBS_NOTEBOOK_INVALID'));
-  }
+  it('names each problem of invalid.ipynb', () => {
+    const { message } = rejection('invalid.ipynb');
+    assert.match(message, /cells\.0\.source: required/);
+    assert.match(message, /cells\.2\.cell_type: expected/);
+    assert.match(message, /cells\.3\.outputs\.0\.output_type: expected/);
+  });
+  it('names the wrong metadata types of v4_5_invalid_metadata.ipynb', () => {
+    const { message } = rejection('v4_5_invalid_metadata.ipynb');
+    assert.match(message, /metadata\.kernelspec: expected Object/);
+    assert.match(message, /cells\.0\.metadata\.tags: expected Array/);
+  });
+});
+
+describe('parseIpynb', () => {
   it('joins list sources and keeps ids', () => {
     const notebook = parseIpynb(
       JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: {}, cells: [{ cell_type: 'code', id: 'a-1', metadata: {}, source: ['x = 1\n', 'x'], outputs: [], execution_count: null }] }),
@@ -38,5 +85,86 @@ describe('parseIpynb', () => {
     for (const text of ['[]', 'null', '"<script>"', '{"nbformat": 4, "nbformat_minor": 2, "cells": "<script>", "metadata": {}}']) {
       assert.throws(() => parseIpynb(text), (error: unknown) => error instanceof NbsError && !error.message.includes('<script>'), text);
     }
+  });
+});
+
+describe('ingest limits', () => {
+  const notebook = (cells: unknown[]) => JSON.stringify({ nbformat: 4, nbformat_minor: 4, metadata: {}, cells });
+  const codeCell = (source: string, outputs: unknown[] = []) => ({ cell_type: 'code', metadata: {}, source, outputs, execution_count: null });
+
+  it('refuses more cells than allowed', () => {
+    assert.throws(
+      () => parseIpynb(notebook([codeCell('1'), codeCell('2'), codeCell('3')]), { maxCells: 2 }),
+      (error: unknown) => error instanceof NbsError && error.code === 'NBS_NOTEBOOK_TOO_MANY_CELLS',
+    );
+  });
+  it('refuses stored outputs above the scanned-bytes limit, and accepts them below it', () => {
+    const big = notebook([codeCell('1', [{ output_type: 'stream', name: 'stdout', text: 'x'.repeat(5000) }])]);
+    assert.throws(
+      () => parseIpynb(big, { maxOutputBytesScanned: 4096 }),
+      (error: unknown) => error instanceof NbsError && error.code === 'NBS_INPUT_TOO_LARGE',
+    );
+    assert.equal(parseIpynb(big, { maxOutputBytesScanned: 8192 }).cells.length, 1);
+  });
+  it('refuses a cell larger than maxCellBytes', () => {
+    assert.throws(
+      () => loadInputText('ipynb', notebook([codeCell('x = 1\n'.repeat(100))]), { maxCellBytes: 100 }),
+      (error: unknown) => error instanceof NbsError && error.code === 'NBS_INPUT_TOO_LARGE',
+    );
+  });
+  it('never executes unknown cell types: a notebook with one is refused', () => {
+    assert.throws(
+      () => parseIpynb(notebook([{ cell_type: 'sql', metadata: {}, source: 'select 1' }])),
+      (error: unknown) => error instanceof NbsError && error.code === 'NBS_NOTEBOOK_INVALID',
+    );
+  });
+});
+
+describe('ingest under fuzzing', () => {
+  const valid = JSON.parse(read('test4.5.ipynb')) as unknown;
+
+  /** Replaces the value at a random path of a JSON value with another JSON value. */
+  function mutate(value: unknown, path: readonly number[], replacement: unknown): unknown {
+    if (path.length === 0) return replacement;
+    if (Array.isArray(value) && value.length > 0) {
+      const position = (path[0] as number) % value.length;
+      return value.map((item, index) => (index === position ? mutate(item, path.slice(1), replacement) : item));
+    }
+    if (value !== null && typeof value === 'object') {
+      const keys = Object.keys(value);
+      if (keys.length === 0) return replacement;
+      const key = keys[(path[0] as number) % keys.length] as string;
+      return { ...value, [key]: mutate((value as Record<string, unknown>)[key], path.slice(1), replacement) };
+    }
+    return replacement;
+  }
+
+  const onlyNbsErrors = (text: string) => {
+    try {
+      loadInputText('ipynb', text);
+    } catch (error) {
+      assert.ok(error instanceof NbsError, `non-NbsError for ${text.slice(0, 200)}: ${String(error)}`);
+      assert.ok(!error.message.includes('\n'));
+    }
+  };
+
+  it('answers random JSON with a notebook or an NbsError', () => {
+    fc.assert(fc.property(fc.jsonValue(), (value) => onlyNbsErrors(JSON.stringify(value))), { numRuns: 500 });
+  });
+  it('answers mutated valid notebooks with a notebook or an NbsError', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { maxLength: 8 }), fc.jsonValue(), (path, replacement) =>
+        onlyNbsErrors(JSON.stringify(mutate(valid, path, replacement))),
+      ),
+      { numRuns: 1000 },
+    );
+  });
+  it('answers random text and truncated notebooks with an NbsError', () => {
+    const text = read('test4.5.ipynb');
+    fc.assert(fc.property(fc.string(), (garbage) => onlyNbsErrors(garbage)), { numRuns: 300 });
+    fc.assert(fc.property(fc.nat({ max: text.length - 1 }), (cut) => onlyNbsErrors(text.slice(0, cut))), { numRuns: 300 });
+  });
+  it('answers a 100,000-deep JSON nesting with an NbsError', () => {
+    onlyNbsErrors('{"nbformat":4,"nbformat_minor":4,"metadata":{},"cells":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}');
   });
 });

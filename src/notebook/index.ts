@@ -3,16 +3,24 @@ import { NbsError } from '../errors.js';
 import type { CheckInput } from '../check/types.js';
 import { isMarimoSource } from '../check/marimo-detect.js';
 import type { CodeCell } from '../sandbox/types.js';
-import { DEFAULT_MAX_CELLS, parseIpynb } from './ipynb.js';
+import { parseIpynb } from './ipynb.js';
 import { readInputFile, DEFAULT_MAX_INPUT_BYTES } from './read-input.js';
 
-export { parseIpynb, type Notebook, type NotebookCell } from './ipynb.js';
+export {
+  parseIpynb,
+  DEFAULT_MAX_CELLS,
+  DEFAULT_MAX_OUTPUT_BYTES_SCANNED,
+  type Notebook,
+  type NotebookCell,
+  type NotebookLimits,
+} from './ipynb.js';
 export { readInputFile, DEFAULT_MAX_INPUT_BYTES, type InputFile } from './read-input.js';
 
 export interface InputLimits {
   readonly maxFileBytes?: number;
   readonly maxCells?: number;
   readonly maxCellBytes?: number;
+  readonly maxOutputBytesScanned?: number;
 }
 
 export interface LoadedInput {
@@ -40,7 +48,7 @@ export function loadInputText(kind: 'ipynb' | 'py', text: string, limits: InputL
     if (isMarimoSource(text)) return { kind: 'marimo', cells, check: { kind: 'marimo', source: text } };
     return { kind: 'py', cells, check: { kind: 'cells', cells } };
   }
-  const notebook = parseIpynb(text, limits.maxCells ?? DEFAULT_MAX_CELLS);
+  const notebook = parseIpynb(text, limits);
   const cells = notebook.cells
     .filter((cell) => cell.cellType === 'code')
     .map((cell) => ({ index: cell.index, source: cell.source, ...(cell.id !== undefined ? { id: cell.id } : {}) }));

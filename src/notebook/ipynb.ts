@@ -5,6 +5,7 @@
 import * as v from 'valibot';
 import { NbsError } from '../errors.js';
 import { describeIssues } from '../issues.js';
+import { NBFORMAT_KEYS, notebookSchema } from './nbformat-schema.js';
 
 export interface NotebookCell {
   /** Position in the notebook, counting every cell type. */
@@ -23,28 +24,37 @@ export interface Notebook {
 export const DEFAULT_MAX_CELLS = 5000;
 
 const MAX_MINOR = 5;
-const CELL_ID = /^[a-zA-Z0-9-_]{1,64}$/;
 
-const sourceSchema = v.union([v.string(), v.array(v.string())]);
-const cellSchema = v.looseObject({
-  cell_type: v.picklist(['code', 'markdown', 'raw']),
-  id: v.optional(v.pipe(v.string(), v.regex(CELL_ID))),
-  source: sourceSchema,
-  metadata: v.looseObject({}),
-});
 const versionSchema = v.looseObject({
   nbformat: v.pipe(v.number(), v.integer()),
   nbformat_minor: v.pipe(v.number(), v.integer(), v.minValue(0)),
 });
-const notebookSchema = v.looseObject({
-  metadata: v.looseObject({}),
-  cells: v.array(cellSchema),
-});
 
-const NOTEBOOK_KEYS = new Set(['nbformat', 'nbformat_minor', 'metadata', 'cells', 'cell_type', 'id', 'source']);
-const describe = (issues: readonly v.BaseIssue<unknown>[]) => describeIssues(issues, 'notebook', (key) => NOTEBOOK_KEYS.has(key));
+const describe = (issues: readonly v.BaseIssue<unknown>[]) =>
+  describeIssues(issues, 'notebook', (key) => NBFORMAT_KEYS.has(key));
 
-export function parseIpynb(text: string, maxCells = DEFAULT_MAX_CELLS): Notebook {
+export const DEFAULT_MAX_OUTPUT_BYTES_SCANNED = 8 * 1024 * 1024;
+
+export interface NotebookLimits {
+  /** Cells of any type. Default 5000. */
+  readonly maxCells?: number;
+  /** Stored outputs, summed over cells as JSON text. nbsandbox never runs or shows them, so a
+   * notebook mostly made of old outputs is refused rather than validated at length. Default 8 MiB. */
+  readonly maxOutputBytesScanned?: number;
+}
+
+function outputBytes(cells: readonly unknown[]): number {
+  let total = 0;
+  for (const cell of cells) {
+    const outputs = (cell as { outputs?: unknown } | null)?.outputs;
+    if (outputs !== undefined) total += JSON.stringify(outputs)?.length ?? 0;
+  }
+  return total;
+}
+
+export function parseIpynb(text: string, limits: NotebookLimits = {}): Notebook {
+  const maxCells = limits.maxCells ?? DEFAULT_MAX_CELLS;
+  const maxOutputBytesScanned = limits.maxOutputBytesScanned ?? DEFAULT_MAX_OUTPUT_BYTES_SCANNED;
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -61,9 +71,12 @@ export function parseIpynb(text: string, maxCells = DEFAULT_MAX_CELLS): Notebook
   if (minor > MAX_MINOR) {
     throw new NbsError('NBS_NOTEBOOK_UNSUPPORTED_VERSION', `nbformat 4.${minor}; supported: 4.0 to 4.${MAX_MINOR}`);
   }
-  const cellCount = (json as { cells?: unknown }).cells;
-  if (Array.isArray(cellCount) && cellCount.length > maxCells) {
-    throw new NbsError('NBS_NOTEBOOK_TOO_MANY_CELLS', `limit is ${maxCells}`);
+  const rawCells = (json as { cells?: unknown }).cells;
+  if (Array.isArray(rawCells)) {
+    if (rawCells.length > maxCells) throw new NbsError('NBS_NOTEBOOK_TOO_MANY_CELLS', `limit is ${maxCells}`);
+    if (outputBytes(rawCells) > maxOutputBytesScanned) {
+      throw new NbsError('NBS_INPUT_TOO_LARGE', `stored outputs exceed ${maxOutputBytesScanned} bytes; clear the outputs and upload again`);
+    }
   }
   const parsed = v.safeParse(notebookSchema, json);
   if (!parsed.success) throw new NbsError('NBS_NOTEBOOK_INVALID', describe(parsed.issues));
@@ -72,6 +85,8 @@ export function parseIpynb(text: string, maxCells = DEFAULT_MAX_CELLS): Notebook
   const cells = parsed.output.cells.map((cell, index): NotebookCell => {
     if (minor >= 5) {
       if (cell.id === undefined) throw new NbsError('NBS_NOTEBOOK_INVALID', `cells.${index}.id: required from nbformat 4.5`);
+      // nbformat's validator refuses duplicates too (it can renumber them, which would change
+      // what findings point at, so nbsandbox asks for a fixed notebook instead).
       if (seenIds.has(cell.id)) throw new NbsError('NBS_NOTEBOOK_INVALID', `cells.${index}.id: not unique`);
       seenIds.add(cell.id);
     }

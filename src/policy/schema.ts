@@ -26,7 +26,7 @@ const limitsSchema = v.strictObject({
   maxFileBytes: v.pipe(v.optional(positive(512 * 1024 * 1024)), v.description('Largest input file accepted, in bytes.')),
   maxCells: v.pipe(v.optional(positive(100_000)), v.description('Most cells a notebook may have.')),
   maxCellBytes: v.pipe(v.optional(positive(64 * 1024 * 1024)), v.description('Largest source of one cell, in bytes.')),
-  maxOutputBytesScanned: v.pipe(v.optional(positive(512 * 1024 * 1024)), v.description('Stored outputs read when scanning a notebook, in bytes.')),
+  maxOutputBytesScanned: v.pipe(v.optional(positive(512 * 1024 * 1024)), v.description('Stored outputs validated when reading a notebook, in bytes (JSON text); a notebook with more is refused.')),
   timeoutMs: v.pipe(v.optional(positive(24 * 3600 * 1000)), v.description('Wall-clock limit of a run, in milliseconds.')),
   memoryMb: v.pipe(v.optional(v.pipe(v.number(), v.integer(), v.minValue(64), v.maxValue(3584))), v.description('Python heap limit of a run, in MiB.')),
 });
