@@ -27,6 +27,22 @@ describe('library API', () => {
       assert.equal(typeof fromCells.durationMs, 'number');
       assert.ok(fromCells.peakMemoryMb === null || fromCells.peakMemoryMb > 0);
       assert.doesNotThrow(() => JSON.parse(JSON.stringify(fromCells)));
+
+      // IPython syntax does not fail the cell: each magic is a no-op with a note on stderr.
+      const magics = await sandbox.run({
+        cells: [
+          { source: '%matplotlib inline\nfiles = !ls /\nfor i in range(2):\n    !echo hi\nprint(files)\n6 * 7' },
+          { source: '%%bash\necho from-bash' },
+        ],
+      });
+      assert.equal(magics.status, 'ok', JSON.stringify(magics));
+      const answer = magics.cells[0]?.outputs.find((output) => output.output_type === 'execute_result');
+      assert.ok(answer?.output_type === 'execute_result' && answer.data['text/plain'] === '42');
+      assert.equal(magics.stdout, 'None\n');
+      assert.match(magics.stderr, /line 1: %matplotlib skipped/);
+      assert.match(magics.stderr, /line 2: !ls skipped/);
+      assert.match(magics.stderr, /line 1: %%bash skipped/);
+      assert.ok(!JSON.stringify(magics).includes('from-bash\n'));
     }
     await assert.rejects(escaped.run('1'), (error: unknown) => error instanceof NbsError && error.code === 'NBS_SANDBOX_CLOSED');
   });

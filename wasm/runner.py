@@ -150,10 +150,31 @@ def _result_output(value, execution_count):
     }
 
 
+# IPython syntax to Python of the same lines (wasm/checker/magics.py), set by the interpreter.
+_transform_magics = None
+_MAGIC_LABEL = {"line": "%{}", "cell": "%%{}", "shell": "!{}", "pip": "{} install"}
+
+
+def _without_magics(source):
+    """Magics and shell lines do not run here: each becomes a no-op and a note on stderr."""
+    if _transform_magics is None:
+        return source
+    python, facts = _transform_magics(source)
+    for fact in facts["magics"]:
+        label = _MAGIC_LABEL[fact["kind"]].format(fact["name"])
+        _append_stream(
+            "stderr",
+            f"nbsandbox: line {fact['line']}: {label} skipped"
+            " (IPython magics and shell commands do not run in the sandbox)\n",
+        )
+    return python
+
+
 def _execute(source, filename, namespace, execution_count):
     lines = source.splitlines(keepends=True)
+    # Tracebacks quote the cell as written, magics included.
     linecache.cache[filename] = (len(source), None, lines, filename)
-    tree = ast.parse(source, filename, "exec")
+    tree = ast.parse(_without_magics(source), filename, "exec")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)

@@ -10,6 +10,7 @@ interface PyProxyCallable {
 }
 interface PyNamespace {
   get(key: string): PyProxyCallable;
+  set(key: string, value: unknown): void;
 }
 interface ErrnoErrorConstructor {
   new (errno: number): Error;
@@ -130,6 +131,9 @@ async function start(pyodideDirUrl: string, wasmDirUrl: string, interruptBuffer:
   const privateNamespace = () => pyodide.runPython('dict()') as PyNamespace;
   const namespace = privateNamespace();
   pyodide.runPython(deno.readTextFileSync(new URL('runner.py', wasmDirUrl)), { globals: namespace, filename: '<nbsandbox runner>' });
+  const magics = privateNamespace();
+  pyodide.runPython(deno.readTextFileSync(new URL('checker/magics.py', wasmDirUrl)), { globals: magics, filename: '<nbsandbox magics>' });
+  namespace.set('_transform_magics', magics.get('transform'));
   const runCell = namespace.get('run_cell');
   const configure = namespace.get('configure');
   pyodide.runPython(deno.readTextFileSync(new URL('harden.py', wasmDirUrl)), {
