@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { Checker, loadInputText, loadPolicy, NbsError, type CheckInput, type CheckResult, type Policy } from '../dist/index.js';
 import { runFixtures } from '../dist/check/fixtures.js';
-import { SHIPPED_POLICY_DIR } from '../dist/policy/load.js';
+import { parsePolicyText, resolvePolicy, SHIPPED_POLICY_DIR } from '../dist/policy/load.js';
 
 const corpus = join(fileURLToPath(new URL('..', import.meta.url)), '..', 'shared', 'corpus', 'benign');
 
@@ -212,5 +212,62 @@ describe('static check in wasm', { concurrency: 1 }, () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('never fails on random notebooks under random policies (fuzz)', async () => {
+    const severity = fc.constantFrom('info', 'low', 'medium', 'high', 'critical');
+    const line = fc.oneof(
+      fc.string(),
+      fc.constantFrom('%matplotlib inline', '%%bash', '!pip install x', 'import os', "os.system('id')", 'x = !ls', 'exec(y)', '    !echo', 'def f(:'),
+    );
+    const source = fc.oneof(fc.string(), fc.array(line, { maxLength: 6 }).map((lines) => lines.join('\n')));
+    const mostly = <T,>(valid: fc.Arbitrary<T>) => fc.oneof({ weight: 19, arbitrary: valid }, { weight: 1, arbitrary: fc.string() });
+    const names = fc.array(mostly(fc.constantFrom('os', 'subprocess', 'socket', 'numpy', 'matplotlib', '%%bash', 'pip', 'js')), { maxLength: 4 });
+    const policyText = fc
+      .record(
+        {
+          id: fc.constantFrom('fuzz', 'x-1'),
+          version: fc.constant('1.0.0'),
+          magics: fc.record({ allow: names, deny: names, unknown: severity, shell: fc.oneof({ weight: 9, arbitrary: severity }, { weight: 1, arbitrary: fc.anything() }) }, { requiredKeys: [] }),
+          imports: fc.record({ allow: names.map((items) => items.map((item) => item.replace(/%/g, ''))), deny: names.map((items) => items.map((item) => item.replace(/%/g, ''))), severity }, { requiredKeys: [] }),
+          rules: fc.dictionary(mostly(fc.constantFrom('NBS-PROC-001', 'NBS-EXEC-001', 'NBS-PARSE-001', 'NBS-SHELL-001')), fc.oneof({ weight: 4, arbitrary: fc.oneof(severity, fc.constant('off')) }, { weight: 1, arbitrary: fc.jsonValue() })),
+          verdict: fc.record({ denyAt: fc.oneof(severity, fc.constant('never')), warnAt: severity, unparsable: severity }, { requiredKeys: [] }),
+        },
+        { requiredKeys: ['id', 'version'] },
+      )
+      .map((value) => JSON.stringify(value));
+    const notebookText = fc
+      .record({
+        minor: fc.oneof({ weight: 1, arbitrary: fc.integer({ min: -1, max: 6 }) }, { weight: 4, arbitrary: fc.constantFrom(4, 5) }),
+        cells: fc.array(fc.record({ cell_type: fc.constantFrom('code', 'code', 'code', 'markdown', 'raw', 'heading'), source: fc.oneof(source, fc.array(source)), id: fc.option(fc.string(), { freq: 5 }) }), { maxLength: 4 }),
+      })
+      .map(({ minor, cells }) =>
+        JSON.stringify({
+          nbformat: 4,
+          nbformat_minor: minor,
+          metadata: {},
+          cells: cells.map((cell, index) => ({ ...cell, id: cell.id ?? `c${index}`, metadata: {}, ...(cell.cell_type === 'code' ? { outputs: [], execution_count: null } : {}) })),
+        }),
+      );
+    let checked = 0;
+    await fc.assert(
+      fc.asyncProperty(notebookText, policyText, async (notebook, policy) => {
+        let resolved: Policy;
+        let input: CheckInput;
+        try {
+          resolved = resolvePolicy([parsePolicyText(policy)]);
+          input = loadInputText('ipynb', notebook, resolved.limits).check;
+        } catch (error) {
+          assert.ok(error instanceof NbsError, String(error));
+          return;
+        }
+        const result = await checker.check(input, resolved);
+        checked += 1;
+        assert.ok(['allow', 'warn', 'deny'].includes(result.verdict));
+        for (const finding of result.findings) assert.ok(finding.line >= 1 && finding.column >= 1, JSON.stringify(finding));
+      }),
+      { numRuns: 300 },
+    );
+    assert.ok(checked > 20, `only ${checked} of the random inputs reached the checker`);
   });
 });
