@@ -8,13 +8,13 @@ import sys
 import unittest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "wasm"))
+sys.path.insert(0, os.environ.get("NBS_CHECKER_PARENT") or os.path.join(ROOT, "wasm"))
 
 import checker  # noqa: E402
 from checker import magics  # noqa: E402
 from checker.rules.files import outside  # noqa: E402
 
-CORPUS = "/work/shared/corpus/benign"
+CORPUS = os.environ.get("NBS_CORPUS") or os.path.join(ROOT, "..", "shared", "corpus", "benign")
 POLICY = {
     "magics": {"allow": ["matplotlib", "time", "timeit", "capture", "config", "load_ext", "autoreload", "xmode"],
                "deny": [], "unknown": "low", "shell": "medium", "pip": "low"},
