@@ -82,9 +82,11 @@ function printHuman(result: RunResult): void {
   if (result.truncated) process.stderr.write('nbsandbox: output was truncated at its cap\n');
 }
 
-function printFindings(file: string, result: CheckResult, stream: NodeJS.WriteStream): void {
+/** Linter-style lines; notebook findings name their cell, .py and marimo ones carry file lines. */
+function printFindings(file: string, kind: LoadedInput['kind'], result: CheckResult, stream: NodeJS.WriteStream): void {
   for (const finding of result.findings) {
-    stream.write(`${file} cell[${finding.cell}]:${finding.line}:${finding.column} ${finding.severity} ${finding.ruleId} ${finding.message}\n`);
+    const where = kind === 'ipynb' ? `${file} cell[${finding.cell}]` : file;
+    stream.write(`${where}:${finding.line}:${finding.column} ${finding.severity} ${finding.ruleId} ${finding.message}\n`);
   }
 }
 
@@ -106,7 +108,7 @@ async function checkCommand(args: string[]): Promise<number> {
   const result = await checkNotebook(input.check, { policy });
   if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
   else {
-    printFindings(file, result, process.stdout);
+    printFindings(file, input.kind, result, process.stdout);
     process.stdout.write(verdictLine(result));
   }
   return result.verdict === 'deny' ? 1 : 0;
@@ -185,7 +187,7 @@ async function runCommand(args: string[], demo: boolean): Promise<number> {
           };
     if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
     else {
-      printFindings(file, check, process.stderr);
+      printFindings(file, input.kind, check, process.stderr);
       if (check.findings.length > 0 || check.verdict === 'deny') process.stderr.write(verdictLine(check));
       printHuman(result);
     }

@@ -135,4 +135,61 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     assert.equal(outcome.code, 2);
     assert.deepEqual(JSON.parse(outcome.stdout), { error: { code: 'NBS_INPUT_NOT_FOUND', message: 'The input file does not exist' } });
   });
+
+  it('check prints findings like a linter and exits 1 for deny, 0 for warn', async () => {
+    const notebook = {
+      nbformat: 4,
+      nbformat_minor: 5,
+      metadata: {},
+      cells: [
+        { id: 'intro', cell_type: 'markdown', metadata: {}, source: '# notes' },
+        { id: 'spawn', cell_type: 'code', metadata: {}, outputs: [], execution_count: null, source: 'import os\nos.system("id")' },
+      ],
+    };
+    writeFileSync(join(dir, 'spawn.ipynb'), JSON.stringify(notebook));
+    writeFileSync(join(dir, 'pip.py'), 'import numpy\n!pip install torch\n');
+    const [denied, warned] = await Promise.all([nbsandbox('check', join(dir, 'spawn.ipynb')), nbsandbox('check', join(dir, 'pip.py'))]);
+    assert.equal(denied.code, 1, denied.stderr);
+    assert.match(denied.stdout, /spawn\.ipynb cell\[1\]:2:1 critical NBS-PROC-001 calls os\.system\n/);
+    assert.match(denied.stdout, /verdict deny \(1 finding, policy default\)/);
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(warned.stdout, /pip\.py:2:1 low NBS-PIP-001 /);
+    assert.match(warned.stdout, /verdict warn/);
+  });
+
+  it('check --json prints one object with verdict, findings, cells, policy and duration', async () => {
+    writeFileSync(join(dir, 'spawn.py'), 'import subprocess\nsubprocess.run(["id"])\n');
+    const outcome = await nbsandbox('check', join(dir, 'spawn.py'), '--json', '--policy', 'strict');
+    assert.equal(outcome.code, 1, outcome.stderr);
+    const result = JSON.parse(outcome.stdout) as Record<string, unknown> & { findings: { ruleId: string; cell: number; line: number }[]; policy: { id: string; hash: string } };
+    assert.deepEqual(Object.keys(result).sort(), ['cells', 'durationMs', 'findings', 'policy', 'rulesetVersion', 'verdict']);
+    assert.equal(result['verdict'], 'deny');
+    assert.equal(result.policy.id, 'strict');
+    assert.match(result.policy.hash, /^[0-9a-f]{64}$/);
+    assert.ok(result.findings.some((finding) => finding.ruleId === 'NBS-PROC-001' && finding.line === 2));
+  });
+
+  it('run refuses a denied notebook with status denied and runs none of it', async () => {
+    writeFileSync(join(dir, 'denied.py'), 'print("user code ran")\nimport os\nos.system("id")\n');
+    const outcome = await nbsandbox('run', join(dir, 'denied.py'), '--json');
+    assert.equal(outcome.code, 1, outcome.stderr);
+    const result = JSON.parse(outcome.stdout) as { status: string; cells: unknown[]; stdout: string; check: { verdict: string; findings: { ruleId: string }[] } };
+    assert.equal(result.status, 'denied');
+    assert.equal(result.check.verdict, 'deny');
+    assert.ok(result.check.findings.some((finding) => finding.ruleId === 'NBS-PROC-001'));
+    assert.ok(!outcome.stdout.includes('user code ran'));
+  });
+
+  it('test passes good fixtures and fails on a missing or unannotated finding', async () => {
+    const fixtures = join(dir, 'fixtures');
+    mkdirSync(join(fixtures, 'NBS-PROC-001'), { recursive: true });
+    writeFileSync(join(fixtures, 'NBS-PROC-001', 'good.py'), 'import os\n# ruleid: NBS-PROC-001\nos.system("id")\n# ok: NBS-PROC-001\nsystem = 1\n');
+    const good = await nbsandbox('test', fixtures);
+    assert.equal(good.code, 0, good.stdout + good.stderr);
+    assert.match(good.stdout, /NBS-PROC-001/);
+    writeFileSync(join(fixtures, 'NBS-PROC-001', 'bad.py'), 'import os\n# ruleid: NBS-PROC-001\nprint("nothing here")\nos.system("unannotated")\n');
+    const bad = await nbsandbox('test', fixtures);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stdout + bad.stderr, /bad\.py/);
+  });
 });
