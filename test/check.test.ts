@@ -201,7 +201,13 @@ describe('static check in wasm', { concurrency: 1 }, () => {
   it('passes the shipped fixtures under the default policy', async () => {
     const report = await runFixtures(join(SHIPPED_POLICY_DIR, 'fixtures'), standard, checker);
     assert.deepEqual(report.failures, []);
-    assert.ok(report.files > 0);
+    const catalogue = readFileSync(join(SHIPPED_POLICY_DIR, '..', 'wasm', 'checker', 'catalogue.py'), 'utf8');
+    const catalogued = [...catalogue.matchAll(/Rule\("(NBS-[A-Z]+-\d{3})"/g)].map((match) => match[1]).sort();
+    assert.equal(catalogued.length, 20);
+    assert.deepEqual(report.rules.map((rule) => rule.ruleId), catalogued);
+    for (const rule of report.rules) {
+      assert.ok(rule.positive > 0 && rule.negative > 0, `${rule.ruleId} needs ruleid and ok fixtures`);
+    }
   });
 
   it('never fails on random sources (fuzz)', async () => {

@@ -190,6 +190,7 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     writeFileSync(join(fixtures, 'NBS-PROC-001', 'bad.py'), 'import os\n# ruleid: NBS-PROC-001\nprint("nothing here")\nos.system("unannotated")\n');
     const bad = await nbsandbox('test', fixtures);
     assert.equal(bad.code, 1, bad.stdout + bad.stderr);
-    assert.match(bad.stdout + bad.stderr, /bad\.py/);
+    assert.match(bad.stdout, /^NBS-PROC-001\/bad\.py:3 NBS-PROC-001: expected a finding, got none$/m);
+    assert.match(bad.stdout, /^NBS-PROC-001\/bad\.py:4 NBS-PROC-001: finding without a ruleid annotation$/m);
   });
 });

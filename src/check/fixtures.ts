@@ -138,7 +138,9 @@ export async function runFixtures(dir: string, policy: Policy, checker: Checker)
       }
     }
     const result = await checker.check(input.check, policy);
-    const fileFailures = compare(relative(dir, path), expectations, result.findings);
+    const compared = compare(relative(dir, path), expectations, result.findings);
+    // A .py file is one cell (or a marimo file with file lines): its failures read file:line.
+    const fileFailures = extname(path) === '.ipynb' ? compared : compared.map((failure) => ({ ...failure, cell: null }));
     failures.push(...fileFailures);
     for (const expectation of expectations) {
       const entry = counts.get(expectation.ruleId) ?? { positive: 0, negative: 0, failures: 0 };

@@ -28,7 +28,7 @@ _RULES = [
          "Runs code the checker cannot see; common in benign notebooks, so only flagged.", "B102"),
     Rule("NBS-EXEC-002", "critical", "code-execution trick",
          "Reaching eval/exec/__import__ through builtins, getattr with built strings, import_module "
-         "or sys.modules hides what runs from static checks.", None),
+         "of a computed or dangerous module name, or sys.modules hides what runs from static checks.", None),
     Rule("NBS-INTRO-001", "high", "interpreter introspection walk",
          "Dunder and frame walks (__subclasses__, __globals__, f_back, gc referrers) reach objects "
          "that were never imported, a classic sandbox escape.", None),

@@ -3,15 +3,10 @@ import ast
 
 from ..resolve import GLOBALS, fold_string
 from ..text import short
+from .table import DANGEROUS_ROOTS
 
 _CODE_RUNNERS = {"builtins.exec": "B102", "builtins.eval": "B307", "builtins.compile": None}
 _IMPORTERS = frozenset({"builtins.__import__"})
-# getattr with a computed name on these reaches anything they hold.
-_DANGEROUS_ROOTS = frozenset({
-    "builtins", "os", "posix", "nt", "subprocess", "sys", "importlib", "socket", "_socket", "ctypes",
-    "_ctypes", "cffi", "pty", "shutil", "pickle", "marshal", "gc", "inspect", "io", "js", "pyodide",
-    "pyodide_js", "micropip", "multiprocessing", "runpy", "types", "code", "codeop", "_posixsubprocess",
-})
 INTRO_ATTRIBUTES = frozenset({
     "__subclasses__", "__globals__", "__mro__", "__bases__", "__base__", "__code__", "__closure__",
     "__builtins__", "func_globals", "gi_frame", "gi_code", "cr_frame", "ag_frame", "tb_frame",
@@ -31,7 +26,7 @@ def _first_argument(call, keyword):
 
 
 def _dangerous_target(qualified):
-    return qualified == GLOBALS or (qualified is not None and qualified.split(".")[0] in _DANGEROUS_ROOTS)
+    return qualified == GLOBALS or (qualified is not None and qualified.split(".")[0] in DANGEROUS_ROOTS)
 
 
 def on_call(context, node, parent):

@@ -8,7 +8,7 @@ _SUBPROCESS_HARMLESS = frozenset({
     "PIPE", "DEVNULL", "STDOUT", "CalledProcessError", "TimeoutExpired", "CompletedProcess",
     "SubprocessError", "list2cmdline",
 })
-_SOCKET_HARMLESS = frozenset({"timeout", "error", "gaierror", "herror"})
+_SOCKET_HARMLESS = frozenset({"timeout", "error", "gaierror", "herror", "setdefaulttimeout", "getdefaulttimeout", "has_ipv6"})
 _OS_SHELL = frozenset({"system", "popen", "popen2", "popen3", "popen4"})
 _OS_SPAWN = frozenset({"startfile", "fork", "forkpty"})
 _PICKLE_LIKE = frozenset({"pickle", "cPickle", "_pickle", "dill", "cloudpickle"})
@@ -94,6 +94,15 @@ def bridge_module(qualified):
     if parts[0] in ("js", "pyodide_js", "micropip") or parts[0].startswith("_pyodide"):
         return True
     return parts[0] == "pyodide" and len(parts) > 1 and parts[1] in ("ffi", "code", "http", "webloop", "javascript")
+
+
+# Modules that reach anything dangerous: getattr with a computed name on them, or importing them
+# by a string, is a trick.
+DANGEROUS_ROOTS = frozenset({
+    "builtins", "os", "posix", "nt", "subprocess", "sys", "importlib", "socket", "_socket", "ctypes",
+    "_ctypes", "cffi", "pty", "shutil", "pickle", "marshal", "gc", "inspect", "io", "js", "pyodide",
+    "pyodide_js", "micropip", "multiprocessing", "runpy", "types", "code", "codeop", "_posixsubprocess",
+})
 
 
 _TRICK_BUILTINS = frozenset({"builtins.exec", "builtins.eval", "builtins.compile", "builtins.__import__"})

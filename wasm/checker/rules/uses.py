@@ -5,8 +5,9 @@ A reference without a call (f = os.system) is reported too: aliasing is how chec
 """
 import ast
 
+from ..resolve import fold_string
 from ..text import short
-from .table import bridge_module, classify, ffi_module
+from .table import DANGEROUS_ROOTS, bridge_module, classify, ffi_module
 
 _SAFE_YAML_LOADERS = frozenset({"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"})
 _HTTP_VERBS = frozenset({"get", "post", "put", "patch", "delete", "head", "options", "request"})
@@ -60,9 +61,24 @@ def _report(context, node, qualified, verb):
     return False
 
 
+_LITERAL_IMPORTERS = frozenset({"importlib.import_module", "importlib.__import__"})
+
+
+def _imports_literal_module(call):
+    """import_module("json") is a plain import (judged by the import rules), not a trick; a module
+    that reaches the interpreter or the host, imported by a string, stays one."""
+    if not call.args:
+        return False
+    name, built = fold_string(call.args[0])
+    if name is None or built or name.startswith("."):
+        return False
+    return name.split(".")[0] not in DANGEROUS_ROOTS
+
+
 def on_call(context, node, parent):
     qualified = context.resolve(node.func)
-    if qualified and not _report(context, node, qualified, "calls"):
+    literal_import = qualified in _LITERAL_IMPORTERS and _imports_literal_module(node)
+    if qualified and not literal_import and not _report(context, node, qualified, "calls"):
         _conditional(context, node, qualified)
     _hub(context, node, qualified)
 
