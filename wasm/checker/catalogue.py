@@ -3,7 +3,7 @@
 A severity of "policy" means the policy decides it (magics, imports, unparsable cells).
 """
 
-RULESET_VERSION = "1"
+RULESET_VERSION = "2"
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 RANK = {name: position for position, name in enumerate(SEVERITIES)}
