@@ -158,7 +158,7 @@ class Evasions(unittest.TestCase):
         result = check("import os\nos.popen('b'); os.system('a')", "x = 1", "import pickle\npickle.loads(b)")
         keys = [(f["cell"], f["line"], f["column"]) for f in result["findings"]]
         self.assertEqual(keys, sorted(keys))
-        self.assertEqual(result["rulesetVersion"], "1")
+        self.assertEqual(result["rulesetVersion"], checker.RULESET_VERSION)
 
 
 class Benign(unittest.TestCase):
