@@ -78,7 +78,9 @@ describe('library API', () => {
 
   it('ends a run in flight with status killed and refuses queued runs when the sandbox closes', async () => {
     const sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1 });
-    const running = sandbox.run('import time\ntime.sleep(60)', { timeoutMs: 120_000 });
+    // Settled into a value at once: under load the run may reject (closed before it started)
+    // while the test still sleeps, and an unobserved rejection would fail the test.
+    const running = sandbox.run('import time\ntime.sleep(60)', { timeoutMs: 120_000 }).catch((error: unknown) => error);
     // Caught at once: it rejects while the test still waits for the first run.
     const queued = sandbox.run('print("queued")').then(
       () => undefined,
@@ -86,7 +88,7 @@ describe('library API', () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 6000));
     await sandbox.close();
-    const result = await running.catch((error: unknown) => error);
+    const result = await running;
     if (result instanceof NbsError) assert.equal(result.code, 'NBS_SANDBOX_CLOSED');
     else assert.equal((result as { status: string }).status, 'killed');
     const queuedError = await queued;
