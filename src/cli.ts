@@ -13,11 +13,15 @@ import { loadInputFile, type LoadedInput } from './notebook/index.js';
 import { loadPolicy, SHIPPED_POLICY_DIR, shippedPolicyNames } from './policy/load.js';
 import { deniedResult } from './sandbox/denied.js';
 import { createSandbox } from './sandbox/sandbox.js';
-import type { NotebookOutput, RunResult } from './sandbox/types.js';
+import { PERMISSION_KINDS, PermissionWideningError, policyPermissions, withFlags, type PermissionFlags } from './sandbox/permissions/from-policy.js';
+import type { AuditEvent, NotebookOutput, PermissionKind, RunResult } from './sandbox/types.js';
 
 const USAGE = `Usage:
   nbsandbox check <file.py|file.ipynb> [--policy <name|path>] [--json]
-  nbsandbox run <file.py|file.ipynb> [--policy <name|path>] [--timeout <ms>] [--memory <MiB>] [--json]
+  nbsandbox run <file.py|file.ipynb> [--policy <name|path>] [--timeout <ms>] [--memory <MiB>]
+                [--allow-read=<paths>] [--deny-read=…] [--allow-write=…] [--deny-write=…]
+                [--allow-net=<hosts>] [--deny-net=…] [--allow-env=<names>] [--deny-env=…]
+                [--allow-import=<modules>] [--deny-import=…] [--audit] [--json]
   nbsandbox test <policy|policy.json|fixtures-dir> [--policy <name|path>] [--json]
   nbsandbox demo
   nbsandbox --help | --version
@@ -29,6 +33,9 @@ run     Check first, then (unless the verdict is deny) execute the code cells in
         --timeout  wall-clock limit in milliseconds (default: the policy's, 30000)
         --memory   Python heap limit in MiB (default: the policy's, 512)
         --json     print exactly one JSON object: the result, or { "error": ... }
+        --allow-<kind>=a,b / --deny-<kind>=a,b  Deno-style permissions (read, write, net, env,
+                   import) on top of the policy's; deny wins. --allow-* needs an explicit --policy.
+        --audit    print every grant used and every denial to stderr as JSON lines
 test    Run the annotated rule fixtures (# ruleid: / # ok: …) of a policy: policies/fixtures for
         a shipped policy, fixtures/ beside a policy file, or a fixtures directory.
 demo    Run a small built-in notebook that prints, computes and tries to escape.
@@ -147,6 +154,31 @@ async function testCommand(args: string[]): Promise<number> {
   }
 }
 
+function permissionOptions(): Record<string, { type: 'string'; multiple: true }> {
+  const options: Record<string, { type: 'string'; multiple: true }> = {};
+  for (const kind of PERMISSION_KINDS) {
+    options[`allow-${kind}`] = { type: 'string', multiple: true };
+    options[`deny-${kind}`] = { type: 'string', multiple: true };
+  }
+  return options;
+}
+
+/** `--allow-net=a,b --allow-net=c` → { allow: { net: [a, b, c] } }. */
+function permissionFlags(values: Record<string, unknown>): PermissionFlags {
+  const pick = (prefix: 'allow' | 'deny') => {
+    const lists: Partial<Record<PermissionKind, string[]>> = {};
+    for (const kind of PERMISSION_KINDS) {
+      const given = values[`${prefix}-${kind}`];
+      if (!Array.isArray(given)) continue;
+      const entries = given.flatMap((value) => String(value).split(',')).map((entry) => entry.trim());
+      if (entries.some((entry) => entry === '')) throw new UsageError(`--${prefix}-${kind} takes a comma-separated list`);
+      lists[kind] = entries;
+    }
+    return lists;
+  };
+  return { allow: pick('allow'), deny: pick('deny') };
+}
+
 async function runCommand(args: string[], demo: boolean): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -157,12 +189,22 @@ async function runCommand(args: string[], demo: boolean): Promise<number> {
       timeout: { type: 'string' },
       memory: { type: 'string' },
       json: { type: 'boolean', default: false },
+      audit: { type: 'boolean', default: false },
+      ...permissionOptions(),
     },
   });
   if (demo ? positionals.length !== 0 : positionals.length !== 1) throw new UsageError(demo ? 'demo takes no file' : 'run takes exactly one file');
   const timeoutMs = integerOption('timeout', values.timeout);
   const memoryMb = integerOption('memory', values.memory);
   const policy = await loadPolicy(values.policy ?? (demo ? 'permissive' : 'default'));
+  let permissions;
+  try {
+    permissions = withFlags(policyPermissions(policy), permissionFlags(values), values.policy !== undefined);
+  } catch (error) {
+    if (error instanceof PermissionWideningError) throw new UsageError(error.message);
+    throw error;
+  }
+  const onAudit = values.audit ? (event: AuditEvent) => process.stderr.write(JSON.stringify(event) + '\n') : undefined;
   const file = positionals[0] ?? 'demo';
   const input: LoadedInput = demo
     ? { kind: 'ipynb', cells: DEMO.cells, check: { kind: 'cells', cells: DEMO.cells.map((cell, index) => ({ index, source: cell.source })) } }
@@ -181,7 +223,12 @@ async function runCommand(args: string[], demo: boolean): Promise<number> {
         : {
             ...(await sandbox.run(
               { cells: input.cells },
-              { timeoutMs: timeoutMs ?? policy.limits.timeoutMs, memoryMb: memoryMb ?? policy.limits.memoryMb },
+              {
+                timeoutMs: timeoutMs ?? policy.limits.timeoutMs,
+                memoryMb: memoryMb ?? policy.limits.memoryMb,
+                permissions,
+                ...(onAudit ? { onAudit } : {}),
+              },
             )),
             check,
           };

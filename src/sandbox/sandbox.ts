@@ -2,12 +2,14 @@
  * The sandbox: hands each run a fresh sandbox process (kept warm ahead of time), enforces the
  * time and memory guards from the host side, and turns what the process reports into a result.
  */
+import { randomUUID } from 'node:crypto';
 import { NbsError, type ErrorInfo } from '../errors.js';
+import { DEFAULT_PERMISSION_CAPS, prepareRun, type PermissionCaps, type PreparedRun } from './permissions/grants.js';
 import { isolationReport, networkNamespacePrefix } from './isolation.js';
 import { locateRuntime, type RuntimeFiles } from './locate.js';
 import { SandboxProcess } from './process.js';
 import type { CellMessage, CellSource, RunLimits, SandboxMessage } from './protocol.js';
-import type { CellResult, RunInput, RunOptions, RunResult, RunStatus } from './types.js';
+import type { AuditEvent, CellResult, RunInput, RunOptions, RunResult, RunStatus, WrittenFile } from './types.js';
 
 export interface SandboxOptions {
   /** Processes started ahead of time so a run need not wait for start-up. Default 1. */
@@ -24,6 +26,10 @@ export interface SandboxOptions {
   readonly runtimeOverheadMb?: number;
   /** Put sandbox processes in an empty network namespace where the OS allows. Default true. */
   readonly networkNamespace?: boolean;
+  /** Caps on granted files and brokered requests per run. */
+  readonly permissionCaps?: Partial<PermissionCaps>;
+  /** Name resolution for the network broker (default: the system resolver). */
+  readonly resolveHost?: (host: string) => Promise<readonly string[]>;
 }
 
 const LIMITS = {
@@ -74,6 +80,15 @@ function capText(text: string, maxBytes: number): { text: string; cut: boolean }
   return { text: bytes.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, ''), cut: true };
 }
 
+interface RunContext {
+  readonly runId: string;
+  readonly cells: readonly CellSource[];
+  readonly limits: RunLimits;
+  readonly timeoutMs: number;
+  readonly prepared: PreparedRun;
+  readonly emit: (event: Omit<AuditEvent, 'runId' | 'time'>) => void;
+}
+
 interface Outcome {
   readonly kind: 'done' | 'fatal' | 'exit';
 }
@@ -121,11 +136,18 @@ export class Sandbox implements AsyncDisposable {
       maxOutputBytes: resolveLimit('maxOutputBytes', options.maxOutputBytes, defaults.maxOutputBytes),
       maxResultBytes: resolveLimit('maxResultBytes', options.maxResultBytes, defaults.maxResultBytes),
     };
-    const permissions = options.permissions ?? defaults.permissions ?? {};
-    if (Object.keys(permissions).length > 0) {
-      throw new NbsError('NBS_OPTION_INVALID', 'runs cannot be granted permissions yet');
-    }
     const cells = normaliseInput(input);
+    const runId = randomUUID();
+    const onAudit = options.onAudit ?? defaults.onAudit;
+    const emit = (event: Omit<AuditEvent, 'runId' | 'time'>): void => {
+      onAudit?.({ ...event, runId, time: new Date().toISOString() });
+    };
+    const prepared = await prepareRun(
+      options.permissions ?? defaults.permissions ?? {},
+      emit,
+      { ...DEFAULT_PERMISSION_CAPS, ...this.options.permissionCaps },
+      this.options.resolveHost,
+    );
 
     await this.slots.acquire();
     try {
@@ -133,7 +155,7 @@ export class Sandbox implements AsyncDisposable {
       const sandboxProcess = this.take();
       try {
         await this.waitReady(sandboxProcess);
-        return await this.execute(sandboxProcess, cells, limits, timeoutMs);
+        return await this.execute(sandboxProcess, { runId, cells, limits, timeoutMs, prepared, emit });
       } finally {
         this.active.delete(sandboxProcess);
         await sandboxProcess.kill();
@@ -200,13 +222,10 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
-  private execute(
-    sandboxProcess: SandboxProcess,
-    cells: readonly CellSource[],
-    limits: RunLimits,
-    timeoutMs: number,
-  ): Promise<RunResult> {
+  private execute(sandboxProcess: SandboxProcess, run: RunContext): Promise<RunResult> {
+    const { cells, limits, timeoutMs, prepared, emit } = run;
     const finished = new Map<number, CellMessage>();
+    let written: { files: WrittenFile[]; truncated: boolean } | undefined;
     const expectedIndexes = new Set(cells.map((cell) => cell.index));
     const rssBudgetMb = limits.memoryMb + (this.options.runtimeOverheadMb ?? 448);
     let peakRssMb: number | null = sandboxProcess.memory()?.peakRssMb ?? null;
@@ -237,6 +256,8 @@ export class Sandbox implements AsyncDisposable {
         sampleMemory();
         resolve(
           this.buildResult({
+            runId: run.runId,
+            written,
             cells,
             finished,
             limits,
@@ -253,13 +274,20 @@ export class Sandbox implements AsyncDisposable {
 
       unsubscribe = sandboxProcess.onMessage((message: SandboxMessage) => {
         if (message.t === 'cell' && expectedIndexes.has(message.index)) finished.set(message.index, message);
+        else if (message.t === 'fetch') {
+          void prepared.fetch(message).then((answer) => sandboxProcess.send({ t: 'fetched', id: message.id, answer }));
+        } else if (message.t === 'audit') {
+          for (const { kind, value, allowed, reason } of message.events) {
+            emit({ kind, value, allowed, source: 'sandbox', ...(reason !== undefined ? { reason } : {}) });
+          }
+        } else if (message.t === 'files' && written === undefined) written = prepared.acceptFiles(message);
         else if (message.t === 'done') settle({ kind: 'done' });
         else if (message.t === 'fatal') settle({ kind: 'fatal' });
       });
       void sandboxProcess.exited.then(() => settle({ kind: 'exit' }));
 
       timers.push(setInterval(sampleMemory, 50));
-      sandboxProcess.limitIncoming(incomingBudget(limits, cells.length));
+      sandboxProcess.limitIncoming(incomingBudget(limits, cells.length) + prepared.incomingBytes);
       timers.push(
         setTimeout(() => {
           timedOut = true;
@@ -267,11 +295,13 @@ export class Sandbox implements AsyncDisposable {
           timers.push(setTimeout(() => void sandboxProcess.kill(), this.options.interruptGraceMs ?? 100));
         }, timeoutMs),
       );
-      sandboxProcess.send({ t: 'run', cells, limits });
+      sandboxProcess.send({ t: 'run', cells, limits, grants: prepared.grants });
     });
   }
 
   private buildResult(run: {
+    runId: string;
+    written: { files: WrittenFile[]; truncated: boolean } | undefined;
     cells: readonly CellSource[];
     finished: ReadonlyMap<number, CellMessage>;
     limits: RunLimits;
@@ -333,10 +363,12 @@ export class Sandbox implements AsyncDisposable {
       cells: cellResults,
       stdout: stdout.text,
       stderr: stderr.text,
-      truncated: truncated || stdout.cut || stderr.cut,
+      truncated: truncated || stdout.cut || stderr.cut || (run.written?.truncated ?? false),
       durationMs: run.durationMs,
       peakMemoryMb: run.peakRssMb === null ? null : Math.round(run.peakRssMb),
       isolation: isolationReport(this.options.networkNamespace ?? true),
+      runId: run.runId,
+      ...(run.written ? { files: run.written.files } : {}),
       ...(error ? { error } : {}),
     };
   }

@@ -18,8 +18,48 @@ export interface CodeCell {
 /** Python source, or the code cells of a parsed notebook. */
 export type RunInput = string | { readonly cells: readonly CodeCell[] };
 
-/** Grants for a run. Nothing can be granted yet: every kind of access is denied. */
-export type RunPermissions = Readonly<Record<string, never>>;
+/** Allow and deny lists of one kind of permission. Deny wins; absent means denied. */
+export interface PermissionList {
+  readonly allow?: readonly string[];
+  readonly deny?: readonly string[];
+}
+
+/**
+ * Deno-style grants for a run. `read`/`write`: absolute paths (prefix semantics); `net`: hosts
+ * (`example.com`, `*.hf.co:443`, `10.0.0.5`); `env`: variable names (`AWS_*`); `import`:
+ * modules beyond the standard library (an import deny list also applies to the standard library).
+ */
+export interface RunPermissions {
+  readonly read?: PermissionList;
+  readonly write?: PermissionList;
+  readonly net?: PermissionList;
+  readonly env?: PermissionList;
+  readonly import?: PermissionList;
+}
+
+export type PermissionKind = 'read' | 'write' | 'net' | 'env' | 'import';
+
+/** One use of a grant or one denial, in the spirit of DENO_AUDIT_PERMISSIONS. */
+export interface AuditEvent {
+  readonly kind: PermissionKind;
+  /** The path, host:port, variable name or module; never a value or a secret. */
+  readonly value: string;
+  readonly allowed: boolean;
+  readonly reason?: string;
+  readonly runId: string;
+  /** ISO 8601 time of the event. */
+  readonly time: string;
+  /** `host`: decided by the host (authoritative); `sandbox`: reported from inside the run. */
+  readonly source: 'host' | 'sandbox';
+}
+
+/** A file the run wrote under a `write` grant, collected after the run. */
+export interface WrittenFile {
+  readonly path: string;
+  readonly size: number;
+  /** The content, base64. */
+  readonly data: string;
+}
 
 export interface RunOptions {
   /** Wall-clock limit for executing all cells, in milliseconds. */
@@ -31,6 +71,8 @@ export interface RunOptions {
   /** Cap on one result representation or error message, in bytes. */
   readonly maxResultBytes?: number;
   readonly permissions?: RunPermissions;
+  /** Called for every grant used and every denial, as it happens. */
+  readonly onAudit?: (event: AuditEvent) => void;
 }
 
 export type RunStatus = 'ok' | 'error' | 'timeout' | 'memory' | 'killed' | 'denied';
@@ -60,6 +102,10 @@ export interface RunResult {
   readonly isolation: IsolationReport;
   /** Why the run ended abnormally (timeout, memory, crash); absent for `ok` and Python errors. */
   readonly error?: ErrorInfo;
+  /** Identifies the run in audit events. */
+  readonly runId: string;
+  /** Files written under `write` grants; absent when nothing may be written. */
+  readonly files?: readonly WrittenFile[];
   /** The static check that preceded the run, where one did (the CLI and server always check). */
   readonly check?: CheckResult;
 }

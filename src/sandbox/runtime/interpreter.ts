@@ -3,7 +3,7 @@
  * hardens it, and runs the cells the host sends, one message per finished cell.
  */
 import { deno, type WorkerScope } from './deno-api.js';
-import type { CellSource, RunLimits } from '../protocol.js';
+import type { CellSource, RunGrants, RunLimits } from '../protocol.js';
 
 interface PyProxyCallable {
   (...args: unknown[]): unknown;
@@ -15,6 +15,32 @@ interface PyNamespace {
 interface ErrnoErrorConstructor {
   new (errno: number): Error;
 }
+interface DeviceStream {
+  nbsRequest?: Uint8Array[];
+  nbsAnswer?: Uint8Array;
+  nbsOffset?: number;
+}
+interface DeviceOperations {
+  open(stream: DeviceStream): void;
+  close(stream: DeviceStream): void;
+  read(stream: DeviceStream, buffer: Int8Array, offset: number, length: number): number;
+  write(stream: DeviceStream, buffer: Int8Array, offset: number, length: number): number;
+}
+interface EmscriptenFs {
+  ErrnoError: ErrnoErrorConstructor;
+  filesystems: Record<string, unknown>;
+  makedev(major: number, minor: number): number;
+  registerDevice(device: number, operations: DeviceOperations): void;
+  mkdev(path: string, mode: number, device: number): void;
+  mkdirTree(path: string): void;
+  writeFile(path: string, data: Uint8Array): void;
+  readFile(path: string): Uint8Array;
+  readdir(path: string): string[];
+  lstat(path: string): { mode: number; size: number };
+  analyzePath(path: string): { exists: boolean };
+  isDir(mode: number): boolean;
+  isFile(mode: number): boolean;
+}
 interface PyodideApi {
   version: string;
   runPython(code: string, options?: { globals?: unknown; filename?: string }): unknown;
@@ -22,7 +48,7 @@ interface PyodideApi {
   setStdout(options: { write(bytes: Uint8Array): number }): void;
   setStderr(options: { write(bytes: Uint8Array): number }): void;
   mountNodeFS?: unknown;
-  FS: { ErrnoError: ErrnoErrorConstructor; filesystems: Record<string, unknown> };
+  FS: EmscriptenFs;
   _module: {
     HEAP8: Int8Array;
     ERRNO_CODES: Record<string, number>;
@@ -107,7 +133,139 @@ interface Interpreter {
   pyodide: PyodideApi;
   runCell: PyProxyCallable;
   configure: PyProxyCallable;
+  applyPermissions: PyProxyCallable;
+  takeEvents: PyProxyCallable;
   raw: RawStreams;
+}
+
+const BROKER_DEVICE = '/dev/nbsandbox-net';
+/** Room for the largest broker answer: a 16 MiB body in base64 plus headers and framing. */
+const BROKER_ANSWER_BYTES = 24 * MiB;
+const BROKER_WAIT_MS = 120_000;
+
+let brokerBuffer: SharedArrayBuffer | undefined;
+let nextFetchId = 0;
+
+/** One request to the host's broker; blocks this worker until the host answers. */
+function askBroker(request: Uint8Array): Uint8Array {
+  const failure = (message: string) => new TextEncoder().encode(JSON.stringify({ ok: false, reason: 'failed', message }));
+  let parsed: { method?: unknown; url?: unknown; headers?: unknown; body?: unknown };
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(request)) as typeof parsed;
+  } catch {
+    return failure('the request is not valid');
+  }
+  if (typeof parsed.method !== 'string' || typeof parsed.url !== 'string' || typeof parsed.body !== 'string' || !Array.isArray(parsed.headers)) {
+    return failure('the request is not valid');
+  }
+  brokerBuffer ??= new SharedArrayBuffer(BROKER_ANSWER_BYTES);
+  const header = new Int32Array(brokerBuffer, 0, 2);
+  Atomics.store(header, 0, 0);
+  nextFetchId += 1;
+  scope.postMessage({
+    t: 'fetch',
+    id: nextFetchId,
+    method: parsed.method,
+    url: parsed.url,
+    headers: parsed.headers,
+    body: parsed.body,
+    answerBuffer: brokerBuffer,
+  });
+  if (Atomics.wait(header, 0, 0, BROKER_WAIT_MS) === 'timed-out') return failure('the broker did not answer');
+  return new Uint8Array(brokerBuffer, 8, header[1]).slice();
+}
+
+/**
+ * The broker as a device file: Python writes a JSON request and reads the JSON answer. Python
+ * gets no JavaScript object this way, only bytes.
+ */
+function installBrokerDevice(pyodide: PyodideApi): void {
+  const fs = pyodide.FS;
+  const device = fs.makedev(64, 0);
+  fs.registerDevice(device, {
+    open(stream) {
+      stream.nbsRequest = [];
+      stream.nbsOffset = 0;
+    },
+    close(stream) {
+      delete stream.nbsRequest;
+      delete stream.nbsAnswer;
+    },
+    write(stream, buffer, offset, length) {
+      if (stream.nbsAnswer) throw new fs.ErrnoError(pyodide._module.ERRNO_CODES['EINVAL'] ?? 28);
+      stream.nbsRequest?.push(new Uint8Array(buffer.buffer, buffer.byteOffset + offset, length).slice());
+      return length;
+    },
+    read(stream, buffer, offset, length) {
+      if (!stream.nbsAnswer) {
+        const parts = stream.nbsRequest ?? [];
+        const request = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
+        let position = 0;
+        for (const part of parts) {
+          request.set(part, position);
+          position += part.length;
+        }
+        stream.nbsAnswer = askBroker(request);
+      }
+      const start = stream.nbsOffset ?? 0;
+      const chunk = stream.nbsAnswer.subarray(start, start + length);
+      buffer.set(new Int8Array(chunk.buffer, chunk.byteOffset, chunk.length), offset);
+      stream.nbsOffset = start + chunk.length;
+      return chunk.length;
+    },
+  });
+  fs.mkdev(BROKER_DEVICE, 0o666, device);
+}
+
+function base64ToBytes(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let index = 0; index < binary.length; index += 1) bytes[index] = binary.charCodeAt(index);
+  return bytes;
+}
+
+function bytesToBase64(bytes: Uint8Array): string {
+  let binary = '';
+  for (let index = 0; index < bytes.length; index += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(index, index + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function placeGrantedFiles(pyodide: PyodideApi, grants: RunGrants): void {
+  const fs = pyodide.FS;
+  for (const directory of grants.directories) fs.mkdirTree(directory);
+  for (const file of grants.files) {
+    fs.mkdirTree(file.path.slice(0, file.path.lastIndexOf('/')) || '/');
+    fs.writeFile(file.path, base64ToBytes(file.data));
+  }
+}
+
+/** Regular files under the write roots (symlinks are not followed), within the caps. */
+function collectWrittenFiles(pyodide: PyodideApi, grants: RunGrants): { files: { path: string; data: string }[]; truncated: boolean } {
+  const fs = pyodide.FS;
+  const files: { path: string; data: string }[] = [];
+  const seen = new Set<string>();
+  let bytes = 0;
+  let truncated = false;
+  const denied = (path: string) => grants.write.deny.some((prefix) => path === prefix || path.startsWith(prefix.replace(/\/?$/, '/')));
+  const visit = (path: string, depth: number): void => {
+    if (truncated || seen.has(path) || depth > 64 || denied(path)) return;
+    seen.add(path);
+    const { mode, size } = fs.lstat(path);
+    if (fs.isDir(mode)) {
+      for (const name of fs.readdir(path)) if (name !== '.' && name !== '..') visit(`${path === '/' ? '' : path}/${name}`, depth + 1);
+    } else if (fs.isFile(mode)) {
+      if (files.length >= grants.writeCaps.maxFiles || bytes + size > grants.writeCaps.maxBytes) {
+        truncated = true;
+        return;
+      }
+      bytes += size;
+      files.push({ path, data: bytesToBase64(fs.readFile(path)) });
+    }
+  };
+  for (const root of grants.write.allow) if (fs.analyzePath(root).exists) visit(root, 0);
+  return { files, truncated };
 }
 
 async function start(pyodideDirUrl: string, wasmDirUrl: string, interruptBuffer: Int32Array): Promise<Interpreter> {
@@ -136,17 +294,32 @@ async function start(pyodideDirUrl: string, wasmDirUrl: string, interruptBuffer:
   namespace.set('_transform_magics', magics.get('transform'));
   const runCell = namespace.get('run_cell');
   const configure = namespace.get('configure');
+  const permissions = privateNamespace();
+  pyodide.runPython(deno.readTextFileSync(new URL('permissions.py', wasmDirUrl)), { globals: permissions, filename: '<nbsandbox permissions>' });
+  const applyPermissions = permissions.get('apply');
+  const takeEvents = permissions.get('take_events');
+  installBrokerDevice(pyodide);
   pyodide.runPython(deno.readTextFileSync(new URL('harden.py', wasmDirUrl)), {
     globals: privateNamespace(),
     filename: '<nbsandbox harden>',
   });
   const python = String(pyodide.runPython('import sys; sys.version.split()[0]', { globals: privateNamespace() }));
   scope.postMessage({ t: 'ready', python, pyodide: pyodide.version, startupMs: Math.round(performance.now() - startedAt) });
-  return { pyodide, runCell, configure, raw };
+  return { pyodide, runCell, configure, applyPermissions, takeEvents, raw };
 }
 
-function runCells(interpreter: Interpreter, cells: readonly CellSource[], limits: RunLimits): void {
+function forwardAuditEvents(interpreter: Interpreter): void {
+  const events = JSON.parse(String(interpreter.takeEvents())) as unknown[];
+  if (events.length > 0) scope.postMessage({ t: 'audit', events });
+}
+
+function runCells(interpreter: Interpreter, cells: readonly CellSource[], limits: RunLimits, grants: RunGrants): void {
   const { pyodide, runCell, configure, raw } = interpreter;
+  placeGrantedFiles(pyodide, grants);
+  interpreter.applyPermissions(
+    JSON.stringify({ read: grants.read, write: grants.write, imports: grants.imports, env: grants.env }),
+  );
+  forwardAuditEvents(interpreter);
   memoryCapBytes = limits.memoryMb * MiB;
   raw.budget = limits.maxOutputBytes;
   configure(JSON.stringify({ maxOutputBytes: limits.maxOutputBytes, maxResultBytes: limits.maxResultBytes }));
@@ -163,6 +336,7 @@ function runCells(interpreter: Interpreter, cells: readonly CellSource[], limits
       if (raw[name]) result.outputs.push({ output_type: 'stream', name, text: raw[name] });
       raw[name] = '';
     }
+    forwardAuditEvents(interpreter);
     scope.postMessage({
       t: 'cell',
       index: cell.index,
@@ -174,6 +348,7 @@ function runCells(interpreter: Interpreter, cells: readonly CellSource[], limits
     });
     if (result.status !== 'ok') break;
   }
+  if (grants.write.allow.length > 0) scope.postMessage({ t: 'files', ...collectWrittenFiles(pyodide, grants) });
   scope.postMessage({ t: 'done' });
 }
 
@@ -182,7 +357,7 @@ let interpreter: Promise<Interpreter> | undefined;
 scope.onmessage = (event: MessageEvent) => {
   const message = event.data as
     | { t: 'init'; pyodideDirUrl: string; wasmDirUrl: string; interruptBuffer: Int32Array }
-    | { t: 'run'; cells: CellSource[]; limits: RunLimits };
+    | { t: 'run'; cells: CellSource[]; limits: RunLimits; grants: RunGrants };
   if (message.t === 'init') {
     interpreter = start(message.pyodideDirUrl, message.wasmDirUrl, message.interruptBuffer);
     interpreter.catch((error: unknown) => scope.postMessage({ t: 'fatal', message: `start-up failed: ${String(error)}` }));
@@ -193,6 +368,6 @@ scope.onmessage = (event: MessageEvent) => {
     return;
   }
   interpreter
-    .then((ready) => runCells(ready, message.cells, message.limits))
+    .then((ready) => runCells(ready, message.cells, message.limits, message.grants))
     .catch((error: unknown) => scope.postMessage({ t: 'fatal', message: `interpreter died: ${String(error)}` }));
 };

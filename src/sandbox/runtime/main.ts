@@ -26,7 +26,38 @@ function die(message: string): never {
 const interruptBuffer = new Int32Array(new SharedArrayBuffer(4));
 const WorkerClass = (globalThis as unknown as { Worker: WorkerConstructor }).Worker;
 const interpreter = new WorkerClass(new URL('./interpreter.js', import.meta.url), { type: 'module' });
-interpreter.onmessage = (event) => send(event.data);
+
+/**
+ * Broker requests: the interpreter blocks on a shared buffer while this thread asks the host.
+ * Layout: int32 state (0 waiting, 1 answered), int32 byte length, then the answer as JSON.
+ */
+const waitingFetches = new Map<number, SharedArrayBuffer>();
+
+function answerFetch(id: number, answer: unknown): void {
+  const buffer = waitingFetches.get(id);
+  if (!buffer) die('host answered a request nobody made');
+  waitingFetches.delete(id);
+  let bytes = encoder.encode(JSON.stringify(answer));
+  if (bytes.length > buffer.byteLength - 8) {
+    bytes = encoder.encode(JSON.stringify({ ok: false, reason: 'too-large', message: 'the response is larger than allowed' }));
+  }
+  const header = new Int32Array(buffer, 0, 2);
+  new Uint8Array(buffer, 8, bytes.length).set(bytes);
+  header[1] = bytes.length;
+  Atomics.store(header, 0, 1);
+  Atomics.notify(header, 0);
+}
+
+interpreter.onmessage = (event) => {
+  const data = event.data as { t?: string; id?: number; answerBuffer?: SharedArrayBuffer };
+  if (data.t === 'fetch' && typeof data.id === 'number' && data.answerBuffer instanceof SharedArrayBuffer) {
+    const { answerBuffer, ...request } = data;
+    waitingFetches.set(data.id, answerBuffer);
+    send(request);
+    return;
+  }
+  send(event.data);
+};
 interpreter.onerror = (event) => {
   event.preventDefault();
   die(`interpreter failed: ${String(event.message)}`);
@@ -48,6 +79,9 @@ function handle(message: HostMessage): void {
     case 'interrupt':
       Atomics.store(interruptBuffer, 0, 2);
       return;
+    case 'fetched':
+      answerFetch(message.id, message.answer);
+      return;
     case 'probe':
       probe({ ...message.params }).catch((error: unknown) => die(`probe failed: ${String(error)}`));
       return;
@@ -58,10 +92,16 @@ function isHostMessage(value: unknown): value is HostMessage {
   if (typeof value !== 'object' || value === null) return false;
   const t = (value as { t?: unknown }).t;
   if (t === 'interrupt') return true;
+  if (t === 'fetched') {
+    const { id, answer } = value as { id?: unknown; answer?: unknown };
+    return Number.isInteger(id) && typeof answer === 'object' && answer !== null;
+  }
   if (t === 'probe') return typeof (value as { params?: unknown }).params === 'object';
   if (t !== 'run') return false;
-  const { cells, limits } = value as { cells?: unknown; limits?: Record<string, unknown> };
+  const { cells, limits, grants } = value as { cells?: unknown; limits?: Record<string, unknown>; grants?: unknown };
   return (
+    typeof grants === 'object' &&
+    grants !== null &&
     Array.isArray(cells) &&
     cells.every((cell) => typeof cell?.source === 'string' && Number.isInteger(cell?.index)) &&
     typeof limits === 'object' &&
