@@ -3,8 +3,12 @@
  */
 export { createSandbox, Sandbox, type SandboxOptions } from './sandbox/sandbox.js';
 export type {
+  AuditEvent,
   CellResult,
   CodeCell,
+  PermissionKind,
+  PermissionList,
+  WrittenFile,
   IsolationReport,
   NotebookOutput,
   RunInput,
@@ -15,6 +19,7 @@ export type {
 } from './sandbox/types.js';
 export { NbsError, errorCodes, isNbsError, type ErrorCode, type ErrorInfo } from './errors.js';
 export { loadPolicy, shippedPolicyNames, type Policy } from './policy/load.js';
+export { policyPermissions } from './sandbox/permissions/from-policy.js';
 export type { PolicyFile, Severity } from './policy/schema.js';
 export { Checker, checkNotebook, isMarimoSource, type CheckOptions, type CheckerOptions } from './check/index.js';
 export type { CellFacts, CheckInput, CheckResult, Finding, MagicFact, Verdict } from './check/index.js';

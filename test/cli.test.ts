@@ -193,4 +193,19 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     assert.match(bad.stdout, /^NBS-PROC-001\/bad\.py:3 NBS-PROC-001: expected a finding, got none$/m);
     assert.match(bad.stdout, /^NBS-PROC-001\/bad\.py:4 NBS-PROC-001: finding without a ruleid annotation$/m);
   });
+
+  it('refuses --allow-* without an explicit --policy, and takes it with one, printing audit lines', async () => {
+    writeFileSync(join(dir, 'env.py'), 'import os\nprint(os.environ.get("NBS_CLI_GRANT"), os.environ.get("NBS_CLI_OTHER"))\n');
+    process.env['NBS_CLI_GRANT'] = 'granted';
+    process.env['NBS_CLI_OTHER'] = 'hidden';
+    const widening = await nbsandbox('run', join(dir, 'env.py'), '--allow-env=NBS_CLI_GRANT');
+    assertOneLineError(widening, 'NBS_USAGE');
+    assert.match(widening.stderr, /--allow-env needs an explicit --policy/);
+    const granted = await nbsandbox('run', join(dir, 'env.py'), '--policy', 'default', '--allow-env=NBS_CLI_*', '--deny-env=NBS_CLI_OTHER', '--audit', '--json');
+    assert.equal(granted.code, 0, granted.stderr);
+    assert.equal(JSON.parse(granted.stdout).stdout, 'granted None\n');
+    const audit = granted.stderr.trim().split('\n').map((line) => JSON.parse(line) as { kind: string; value: string; allowed: boolean; runId: string });
+    assert.deepEqual(audit.map((event) => [event.kind, event.value, event.allowed]), [['env', 'NBS_CLI_GRANT', true]]);
+    assert.equal(audit[0]?.runId, JSON.parse(granted.stdout).runId);
+  });
 });

@@ -75,9 +75,11 @@ def _check_write(path):
     normal = _normal(path)
     if normal is None:
         return
-    if _under(normal, SCRATCH_WRITE) and not _under(normal, _state["write"][1]):
-        return
     if normal == BROKER_DEVICE or _granted("write", normal):
+        return
+    # Host data copied in through a read grant stays read-only, even inside scratch space.
+    host_data = _under(normal, _state["read"][0])
+    if _under(normal, SCRATCH_WRITE) and not host_data and not _under(normal, _state["write"][1]):
         return
     _deny("write", normal, "--allow-write")
 
