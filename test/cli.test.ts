@@ -55,7 +55,7 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     const lines = outcome.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
     const result = JSON.parse(lines[0] ?? '');
-    assert.deepEqual(Object.keys(result).sort(), ['cells', 'check', 'durationMs', 'isolation', 'peakMemoryMb', 'status', 'stderr', 'stdout', 'truncated']);
+    assert.deepEqual(Object.keys(result).sort(), ['cells', 'check', 'durationMs', 'isolation', 'peakMemoryMb', 'runId', 'status', 'stderr', 'stdout', 'truncated']);
     assert.equal(result.status, 'ok');
     assert.equal(result.stdout, 'hello\n');
     assert.deepEqual(result.cells[0].outputs, [
