@@ -159,6 +159,10 @@ def apply(config_json):
         os.environ[name] = value
     sys.meta_path.insert(0, _ImportPolicy)
     sys.addaudithook(_audit)
+
+
+def prepare():
+    """Start-up work, done while the process waits warm so that runs do not pay for it."""
     _install_http()
 
 

@@ -298,6 +298,7 @@ async function start(pyodideDirUrl: string, wasmDirUrl: string, interruptBuffer:
   pyodide.runPython(deno.readTextFileSync(new URL('permissions.py', wasmDirUrl)), { globals: permissions, filename: '<nbsandbox permissions>' });
   const applyPermissions = permissions.get('apply');
   const takeEvents = permissions.get('take_events');
+  permissions.get('prepare')();
   installBrokerDevice(pyodide);
   pyodide.runPython(deno.readTextFileSync(new URL('harden.py', wasmDirUrl)), {
     globals: privateNamespace(),
