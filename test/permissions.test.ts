@@ -77,7 +77,7 @@ describe('net rules and the broker', () => {
   const get = (url: string) => ({ method: 'GET', url, headers: [] as [string, string][], body: new Uint8Array() });
 
   it('classifies addresses: only public unicast counts as public', () => {
-    for (const address of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '255.255.255.255', '::1', '::', 'fe80::1', 'fd00::1', 'fc00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1', '192.0.2.1', 'ff02::1', 'not an ip']) {
+    for (const address of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '255.255.255.255', '::1', '::', 'fe80::1', 'fd00::1', 'fc00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1', '192.0.2.1', 'ff02::1', '::7f00:1', 'not an ip']) {
       assert.equal(isPublicAddress(address), false, address);
     }
     for (const address of ['93.184.216.34', '8.8.8.8', '2606:4700::1111', '::ffff:8.8.8.8']) assert.equal(isPublicAddress(address), true, address);

@@ -74,6 +74,8 @@ export function isPublicAddress(address: string): boolean {
   if (!ipaddr.isValid(address)) return false;
   let parsed = ipaddr.parse(address);
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  // Global unicast IPv6 lives in 2000::/3; ipaddr.js calls e.g. the old IPv4-compatible ::7f00:1 unicast too.
+  if (parsed.kind() === 'ipv6' && !(parsed as ipaddr.IPv6).match(ipaddr.IPv6.parse('2000::'), 3)) return false;
   return parsed.range() === 'unicast';
 }
 
