@@ -7,8 +7,9 @@ import { NbsError } from '../../errors.js';
 import type { BrokerAnswer, FetchMessage, FilesMessage, RunGrants } from '../protocol.js';
 import type { AuditEvent, RunPermissions, WrittenFile } from '../types.js';
 import { grantedEnvironment, importLists } from './env.js';
-import { createBroker, netRules } from './broker.js';
-import { acceptWrittenFiles, collectReadGrants, pathLists } from './files.js';
+import { isIP } from 'node:net';
+import { compileNetRules, createGuardedFetcher } from './net.js';
+import { acceptWrittenFiles, collectReadGrants, readRules } from './paths.js';
 
 export type HostEvent = Omit<AuditEvent, 'runId' | 'time'>;
 
@@ -48,6 +49,13 @@ function base64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
+/** IP addresses named in net allow entries (`10.0.0.5`, `10.0.0.5:80`, `[::1]:8080`): only these non-public addresses may be reached. */
+function listedAddresses(entries: readonly string[]): string[] {
+  return entries
+    .map((entry) => entry.replace(/^\[([^\]]+)\](?::\d+)?$/, '$1').replace(/^([\d.]+):\d+$/, '$1'))
+    .filter((entry) => isIP(entry) !== 0);
+}
+
 const KINDS = new Set(['read', 'write', 'net', 'env', 'import']);
 
 /** `{ kind: { allow?: string[], deny?: string[] } }` and nothing else. */
@@ -72,21 +80,22 @@ export async function prepareRun(
   resolve?: (host: string) => Promise<readonly string[]>,
 ): Promise<PreparedRun> {
   checkShape(permissions);
-  const read = pathLists(permissions.read, 'read');
-  const write = pathLists(permissions.write, 'write');
-  const rules = netRules(permissions.net);
+  const read = readRules(permissions.read ?? {});
+  const write = readRules(permissions.write ?? {});
+  const rules = compileNetRules(permissions.net ?? {});
   const env = grantedEnvironment(permissions.env);
   const imports = importLists(permissions.import);
 
-  const collected = collectReadGrants(read, { maxFiles: caps.maxReadFiles, maxBytes: caps.maxReadBytes });
+  const collected = await collectReadGrants(read, { maxFiles: caps.maxReadFiles, maxBytes: caps.maxReadBytes });
   for (const event of collected.events) emit({ ...event, source: 'host' });
   for (const name of Object.keys(env)) emit({ kind: 'env', value: name, allowed: true, source: 'host' });
 
-  const fetcher = createBroker({
+  const fetcher = createGuardedFetcher({
     rules,
+    allowAddresses: listedAddresses(permissions.net?.allow ?? []),
     maxResponseBytes: caps.maxResponseBytes,
     timeoutMs: caps.requestTimeoutMs,
-    ...(resolve ? { resolve } : {}),
+    ...(resolve ? { resolve: async (host: string) => (await resolve(host)).map((address) => ({ address, family: isIP(address) })) } : {}),
     onEvent: (event) => emit({ ...event, source: 'host' }),
   });
   let requests = 0;
@@ -98,7 +107,12 @@ export async function prepareRun(
     // Paths the host refused on the way (denied entries, symlinks out) fail inside as denials.
     read: {
       allow: read.allow,
-      deny: [...read.deny, ...collected.events.filter((event) => !event.allowed && event.value.startsWith('/')).map((event) => event.value)],
+      deny: [
+        ...read.deny,
+        ...collected.events
+          .filter((event) => !event.allowed && (event.reason === 'denied' || event.reason === 'symlink target not granted'))
+          .map((event) => event.value),
+      ],
     },
     write,
     imports,
