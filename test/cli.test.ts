@@ -208,4 +208,39 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     assert.deepEqual(audit.map((event) => [event.kind, event.value, event.allowed]), [['env', 'NBS_CLI_GRANT', true]]);
     assert.equal(audit[0]?.runId, JSON.parse(granted.stdout).runId);
   });
+
+  it('takes the permissions of a policy file, and its static import deny list binds at run time', async () => {
+    const policyFile = join(dir, 'grants.json');
+    writeFileSync(
+      policyFile,
+      JSON.stringify({
+        id: 'grants',
+        version: '1.0.0',
+        extends: 'default',
+        imports: { deny: ['sqlite3'] },
+        // The check would refuse the computed import; off, so that the run-time layer is what holds.
+        rules: { 'NBS-EXEC-002': 'off' },
+        execution: { permissions: { env: { allow: ['NBS_POLICY_*'] }, write: { allow: ['/results'] } } },
+      }),
+    );
+    writeFileSync(
+      join(dir, 'grants.py'),
+      [
+        'import os',
+        'print(os.environ.get("NBS_POLICY_GRANT"), os.environ.get("NBS_CLI_OTHER"))',
+        'open("/results/out.txt", "w").write("kept")',
+        'name = "sqlite" + "3"',
+        'try:',
+        '    __import__(name)',
+        'except PermissionError as error:',
+        '    print(error)',
+      ].join('\n'),
+    );
+    process.env['NBS_POLICY_GRANT'] = 'from-policy';
+    const outcome = await nbsandbox('run', join(dir, 'grants.py'), '--policy', policyFile, '--json');
+    const result = JSON.parse(outcome.stdout) as { status: string; stdout: string; files: { path: string; data: string }[]; check: { verdict: string } };
+    assert.equal(result.status, 'ok', outcome.stdout + outcome.stderr);
+    assert.equal(result.stdout, 'from-policy None\nRequires import access to "sqlite3", run again with --allow-import\n');
+    assert.deepEqual(result.files.map((file) => [file.path, Buffer.from(file.data, 'base64').toString()]), [['/results/out.txt', 'kept']]);
+  });
 });
