@@ -21,7 +21,7 @@ const USAGE = `Usage:
   nbsandbox run <file.py|file.ipynb> [--policy <name|path>] [--timeout <ms>] [--memory <MiB>]
                 [--allow-read=<paths>] [--deny-read=…] [--allow-write=…] [--deny-write=…]
                 [--allow-net=<hosts>] [--deny-net=…] [--allow-env=<names>] [--deny-env=…]
-                [--allow-import=<modules>] [--deny-import=…] [--audit] [--json]
+                [--allow-import=<modules>] [--deny-import=…] [--package-dir <dir>] [--audit] [--json]
   nbsandbox test <policy|policy.json|fixtures-dir> [--policy <name|path>] [--json]
   nbsandbox demo
   nbsandbox --help | --version
@@ -35,6 +35,8 @@ run     Check first, then (unless the verdict is deny) execute the code cells in
         --json     print exactly one JSON object: the result, or { "error": ... }
         --allow-<kind>=a,b / --deny-<kind>=a,b  Deno-style permissions (read, write, net, env,
                    import) on top of the policy's; deny wins. --allow-* needs an explicit --policy.
+        --package-dir  a Pyodide package directory (pyodide-lock.json and wheels) whose packages
+                   --allow-import may grant
         --audit    print every grant used and every denial to stderr as JSON lines
 test    Run the annotated rule fixtures (# ruleid: / # ok: …) of a policy: policies/fixtures for
         a shipped policy, fixtures/ beside a policy file, or a fixtures directory.
@@ -190,6 +192,7 @@ async function runCommand(args: string[], demo: boolean): Promise<number> {
       memory: { type: 'string' },
       json: { type: 'boolean', default: false },
       audit: { type: 'boolean', default: false },
+      'package-dir': { type: 'string' },
       ...permissionOptions(),
     },
   });
@@ -211,7 +214,8 @@ async function runCommand(args: string[], demo: boolean): Promise<number> {
     : await loadInputFile(file, policy.limits);
 
   // The sandbox process starts while the check runs; a deny closes it unused.
-  const sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1 });
+  const packageDir = values['package-dir'];
+  const sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1, ...(packageDir !== undefined ? { packageDir } : {}) });
   const stop = () => void sandbox.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -26,6 +26,7 @@ export const errorCodes = {
   NBS_SANDBOX_CRASHED: { status: 500, message: 'The sandbox process ended unexpectedly' },
   NBS_SANDBOX_PROTOCOL: { status: 500, message: 'The sandbox process sent a malformed message' },
   NBS_SANDBOX_CLOSED: { status: 503, message: 'The sandbox has been closed' },
+  NBS_PACKAGE_INVALID: { status: 500, message: 'A granted package is missing from the package directory or does not match its recorded hash' },
   NBS_PERMISSION_TOO_LARGE: { status: 413, message: 'The files granted for reading are more or larger than allowed' },
   NBS_TIMEOUT: { status: 200, message: 'The run exceeded its time limit' },
   NBS_MEMORY: { status: 200, message: 'The run exceeded its memory limit' },

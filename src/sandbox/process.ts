@@ -21,6 +21,8 @@ export interface SandboxProcessOptions {
   readonly maxMessageBytes: number;
   /** Test-only: a module imported inside the sandbox process to probe its permissions. */
   readonly probeModule?: string;
+  /** A Pyodide package directory (pyodide-lock.json and wheels) the process may read. */
+  readonly packageDir?: string;
 }
 
 export interface ReadyInfo {
@@ -39,8 +41,8 @@ type Child = ChildProcessByStdio<Writable, Readable, Readable>;
 const STDERR_TAIL_BYTES = 8192;
 
 function denoArguments(options: SandboxProcessOptions): string[] {
-  const { files, probeModule } = options;
-  const readable = [files.pyodideDir, files.runtimeDir, files.wasmDir, ...(probeModule ? [probeModule] : [])];
+  const { files, probeModule, packageDir } = options;
+  const readable = [files.pyodideDir, files.runtimeDir, files.wasmDir, ...(packageDir ? [packageDir] : []), ...(probeModule ? [probeModule] : [])];
   const directoryUrl = (path: string) => pathToFileURL(path).href.replace(/\/?$/, '/');
   return [
     'run',
@@ -63,6 +65,7 @@ function denoArguments(options: SandboxProcessOptions): string[] {
     join(files.runtimeDir, 'main.js'),
     directoryUrl(files.pyodideDir),
     directoryUrl(files.wasmDir),
+    packageDir ? directoryUrl(packageDir) : '-',
     ...(probeModule ? [pathToFileURL(probeModule).href] : []),
   ];
 }

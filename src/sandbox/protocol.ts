@@ -33,6 +33,8 @@ export interface RunGrants {
   /** null: any module beyond the denied ones; else only these beyond the standard library. */
   readonly imports: { readonly allow: readonly string[] | null; readonly deny: readonly string[] };
   readonly env: Readonly<Record<string, string>>;
+  /** Packages of the operator's package directory to install before the run. */
+  readonly packages: readonly string[];
   /** Caps on the files collected from the write roots after the run. */
   readonly writeCaps: { readonly maxFiles: number; readonly maxBytes: number };
 }

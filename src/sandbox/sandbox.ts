@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { NbsError, type ErrorInfo } from '../errors.js';
+import { readPackageIndex, type PackageIndex } from './permissions/packages.js';
 import { DEFAULT_PERMISSION_CAPS, prepareRun, type PermissionCaps, type PreparedRun } from './permissions/grants.js';
 import { isolationReport, networkNamespacePrefix } from './isolation.js';
 import { locateRuntime, type RuntimeFiles } from './locate.js';
@@ -30,6 +31,11 @@ export interface SandboxOptions {
   readonly permissionCaps?: Partial<PermissionCaps>;
   /** Name resolution for the network broker (default: the system resolver). */
   readonly resolveHost?: (host: string) => Promise<readonly string[]>;
+  /**
+   * A Pyodide package directory (`pyodide-lock.json` beside its wheels). Runs may import its
+   * packages when their `import` permission allows them; nothing is ever downloaded.
+   */
+  readonly packageDir?: string;
 }
 
 const LIMITS = {
@@ -121,6 +127,7 @@ export class Sandbox implements AsyncDisposable {
   constructor(
     private readonly files: RuntimeFiles,
     private readonly options: SandboxOptions,
+    private readonly packageIndex?: PackageIndex,
   ) {
     this.slots = new Slots(options.maxConcurrentRuns ?? 2);
     this.refill();
@@ -147,6 +154,7 @@ export class Sandbox implements AsyncDisposable {
       emit,
       { ...DEFAULT_PERMISSION_CAPS, ...this.options.permissionCaps },
       this.options.resolveHost,
+      this.packageIndex,
     );
 
     await this.slots.acquire();
@@ -182,6 +190,7 @@ export class Sandbox implements AsyncDisposable {
       files: this.files,
       networkNamespace: useNamespace ? networkNamespacePrefix() : null,
       maxMessageBytes: STARTUP_MESSAGE_BYTES,
+      ...(this.packageIndex ? { packageDir: this.packageIndex.dir } : {}),
     });
   }
 
@@ -385,5 +394,6 @@ export class Sandbox implements AsyncDisposable {
 export async function createSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const files = locateRuntime();
   if (options.networkNamespace ?? true) networkNamespacePrefix();
-  return new Sandbox(files, options);
+  const packageIndex = options.packageDir === undefined ? undefined : readPackageIndex(options.packageDir);
+  return new Sandbox(files, options, packageIndex);
 }

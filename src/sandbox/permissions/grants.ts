@@ -9,6 +9,7 @@ import type { AuditEvent, RunPermissions, WrittenFile } from '../types.js';
 import { grantedEnvironment, importLists } from './env.js';
 import { isIP } from 'node:net';
 import { compileNetRules, createGuardedFetcher } from './net.js';
+import type { PackageIndex } from './packages.js';
 import { acceptWrittenFiles, collectReadGrants, readRules } from './paths.js';
 
 export type HostEvent = Omit<AuditEvent, 'runId' | 'time'>;
@@ -78,13 +79,16 @@ export async function prepareRun(
   emit: (event: HostEvent) => void,
   caps: PermissionCaps = DEFAULT_PERMISSION_CAPS,
   resolve?: (host: string) => Promise<readonly string[]>,
+  packageIndex?: PackageIndex,
 ): Promise<PreparedRun> {
   checkShape(permissions);
   const read = readRules(permissions.read ?? {});
   const write = readRules(permissions.write ?? {});
   const rules = compileNetRules(permissions.net ?? {});
   const env = grantedEnvironment(permissions.env);
-  const imports = importLists(permissions.import);
+  const importList = importLists(permissions.import);
+  const selection = packageIndex?.select(importList.allow) ?? { packages: [], imports: [] };
+  const imports = { allow: [...new Set([...importList.allow, ...selection.imports])], deny: importList.deny };
 
   const collected = await collectReadGrants(read, { maxFiles: caps.maxReadFiles, maxBytes: caps.maxReadBytes });
   for (const event of collected.events) emit({ ...event, source: 'host' });
@@ -117,6 +121,7 @@ export async function prepareRun(
     write,
     imports,
     env,
+    packages: selection.packages,
     writeCaps: { maxFiles: caps.maxWriteFiles, maxBytes: caps.maxWriteBytes },
   };
 

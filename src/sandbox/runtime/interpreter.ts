@@ -45,6 +45,10 @@ interface PyodideApi {
   version: string;
   runPython(code: string, options?: { globals?: unknown; filename?: string }): unknown;
   setInterruptBuffer(buffer: Int32Array): void;
+  loadPackage(
+    names: string[],
+    options: { messageCallback: (message: string) => void; errorCallback: (message: string) => void; checkIntegrity: boolean },
+  ): Promise<unknown>;
   setStdout(options: { write(bytes: Uint8Array): number }): void;
   setStderr(options: { write(bytes: Uint8Array): number }): void;
   mountNodeFS?: unknown;
@@ -268,13 +272,21 @@ function collectWrittenFiles(pyodide: PyodideApi, grants: RunGrants): { files: {
   return { files, truncated };
 }
 
-async function start(pyodideDirUrl: string, wasmDirUrl: string, interruptBuffer: Int32Array): Promise<Interpreter> {
+async function start(pyodideDirUrl: string, wasmDirUrl: string, packageDirUrl: string | null, interruptBuffer: Int32Array): Promise<Interpreter> {
   const startedAt = performance.now();
   capMemoryGrowth();
   const { loadPyodide } = (await import(new URL('pyodide.mjs', pyodideDirUrl).href)) as { loadPyodide: LoadPyodide };
   const pyodide = await loadPyodide({
     // Under Deno, Pyodide reads its files by path.
     indexURL: decodeURIComponent(new URL(pyodideDirUrl).pathname),
+    // Packages come only from the operator's directory; a package missing there would be
+    // downloaded, which the process's permissions refuse.
+    ...(packageDirUrl
+      ? {
+          lockFileURL: decodeURIComponent(new URL('pyodide-lock.json', packageDirUrl).pathname),
+          packageCacheDir: decodeURIComponent(new URL(packageDirUrl).pathname),
+        }
+      : {}),
     jsglobals: Object.create(null),
     env: {},
     stdin: () => null,
@@ -314,9 +326,22 @@ function forwardAuditEvents(interpreter: Interpreter): void {
   if (events.length > 0) scope.postMessage({ t: 'audit', events });
 }
 
-function runCells(interpreter: Interpreter, cells: readonly CellSource[], limits: RunLimits, grants: RunGrants): void {
+/** Installs the granted packages from the operator's package directory (integrity checked). */
+async function loadGrantedPackages(interpreter: Interpreter, packages: readonly string[]): Promise<void> {
+  if (packages.length === 0) return;
+  const problems: string[] = [];
+  await interpreter.pyodide.loadPackage([...packages], {
+    messageCallback: () => undefined,
+    errorCallback: (message) => problems.push(message),
+    checkIntegrity: true,
+  });
+  if (problems.length > 0) interpreter.raw.stderr += `nbsandbox: some granted packages could not be loaded: ${packages.join(', ')}\n`;
+}
+
+async function runCells(interpreter: Interpreter, cells: readonly CellSource[], limits: RunLimits, grants: RunGrants): Promise<void> {
   const { pyodide, runCell, configure, raw } = interpreter;
   placeGrantedFiles(pyodide, grants);
+  await loadGrantedPackages(interpreter, grants.packages);
   interpreter.applyPermissions(
     JSON.stringify({ read: grants.read, write: grants.write, imports: grants.imports, env: grants.env }),
   );
@@ -357,10 +382,10 @@ let interpreter: Promise<Interpreter> | undefined;
 
 scope.onmessage = (event: MessageEvent) => {
   const message = event.data as
-    | { t: 'init'; pyodideDirUrl: string; wasmDirUrl: string; interruptBuffer: Int32Array }
+    | { t: 'init'; pyodideDirUrl: string; wasmDirUrl: string; packageDirUrl: string | null; interruptBuffer: Int32Array }
     | { t: 'run'; cells: CellSource[]; limits: RunLimits; grants: RunGrants };
   if (message.t === 'init') {
-    interpreter = start(message.pyodideDirUrl, message.wasmDirUrl, message.interruptBuffer);
+    interpreter = start(message.pyodideDirUrl, message.wasmDirUrl, message.packageDirUrl, message.interruptBuffer);
     interpreter.catch((error: unknown) => scope.postMessage({ t: 'fatal', message: `start-up failed: ${String(error)}` }));
     return;
   }

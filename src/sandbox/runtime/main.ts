@@ -9,7 +9,7 @@ import type { HostMessage } from '../protocol.js';
 // stdout carries the protocol: nothing else may write to it.
 console.log = console.info = console.debug = console.warn = console.error;
 
-const [pyodideDirUrl, wasmDirUrl, testModuleUrl] = deno.args;
+const [pyodideDirUrl, wasmDirUrl, packageDirUrl, testModuleUrl] = deno.args;
 const encoder = new TextEncoder();
 
 function send(message: unknown): void {
@@ -62,7 +62,7 @@ interpreter.onerror = (event) => {
   event.preventDefault();
   die(`interpreter failed: ${String(event.message)}`);
 };
-interpreter.postMessage({ t: 'init', pyodideDirUrl, wasmDirUrl, interruptBuffer });
+interpreter.postMessage({ t: 'init', pyodideDirUrl, wasmDirUrl, packageDirUrl: packageDirUrl === '-' ? null : packageDirUrl, interruptBuffer });
 
 /** Test-only: the host started this process with a probe module that tries to reach the host. */
 async function probe(params: Record<string, string>): Promise<void> {
