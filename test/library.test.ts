@@ -76,6 +76,26 @@ describe('library API', () => {
     }
   });
 
+  it('runs asyncio and top-level await on the sandbox loop, and never waits forever', async () => {
+    await using sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1 });
+    const result = await sandbox.run(
+      {
+        cells: [
+          { source: 'import asyncio\nasync def pair():\n    return await asyncio.gather(asyncio.sleep(0.05, result=1), asyncio.sleep(0.01, result=2))\nprint(asyncio.run(pair()))' },
+          { source: 'queue = asyncio.Queue()\nawait queue.put(5)\nawait queue.get()' },
+          { source: 'await asyncio.Event().wait()' },
+        ],
+      },
+      { timeoutMs: 20_000 },
+    );
+    assert.equal(result.stdout, '[1, 2]\n');
+    const last = (index: number) => result.cells[index]?.outputs.at(-1);
+    assert.deepEqual(last(1), { output_type: 'execute_result', execution_count: 2, data: { 'text/plain': '5' }, metadata: {} });
+    const stuck = last(2);
+    assert.ok(stuck?.output_type === 'error' && /wait forever/.test(stuck.evalue), JSON.stringify(stuck));
+    assert.equal(result.status, 'error', 'an await with nothing to wait for fails at once instead of hanging to the timeout');
+  });
+
   it('ends a run in flight with status killed and refuses queued runs when the sandbox closes', async () => {
     const sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1 });
     // Settled into a value at once: under load the run may reject (closed before it started)

@@ -155,10 +155,15 @@ describe('permissions in the real sandbox', () => {
         attempt(`urllib.request.urlopen("http://127.0.0.1:${port}/redirect?to=http%3A%2F%2Fprivate.test%2F")`),
         attempt(`urllib.request.urlopen("http://2130706433:${port}/decimal").read().decode()`),
         attempt(`__import__("socket").create_connection(("127.0.0.1", ${port}), timeout=2)`),
+        'from pyodide.http import pyfetch, open_url',
+        `response = await pyfetch("http://127.0.0.1:${port}/pyfetch", method="PUT", body="b")`,
+        'print(response.status, await response.text())',
+        attempt(`open_url("http://127.0.0.1:${port}/open").read()`),
+        attempt('await pyfetch("http://example.com/")'),
       ].join('\n'),
       { net: { allow: ['127.0.0.1', '*.test'] } },
     );
-    const [hello, post, unlisted, metadata, redirect, decimal, socket] = lines(result);
+    const [hello, post, unlisted, metadata, redirect, decimal, socket, fetched, opened, fetchDenied] = lines(result);
     assert.equal(hello, 'GET /hello ');
     assert.equal(post, 'POST /post body');
     assert.match(unlisted ?? '', /^PermissionError: Requires net access to "example.com:80"/);
@@ -166,6 +171,9 @@ describe('permissions in the real sandbox', () => {
     assert.match(redirect ?? '', /^PermissionError: net access to "private.test:80" refused: it resolves to a private address/);
     assert.equal(decimal, 'GET /decimal ');
     assert.doesNotMatch(socket ?? '', /socket object/, 'raw sockets stay closed whatever the net permission');
+    assert.equal(fetched, '200 PUT /pyfetch b');
+    assert.equal(opened, 'GET /open ');
+    assert.match(fetchDenied ?? '', /^PermissionError: Requires net access to "example.com:80"/);
     assert.ok(events.some((event) => event.kind === 'net' && event.allowed && event.value === `127.0.0.1:${port}` && event.source === 'host'));
     assert.ok(events.some((event) => event.kind === 'net' && !event.allowed && event.value === 'example.com:80'));
   });

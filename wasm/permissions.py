@@ -159,6 +159,7 @@ def apply(config_json):
         os.environ[name] = value
     sys.meta_path.insert(0, _ImportPolicy)
     sys.addaudithook(_audit)
+    _install_pyodide_http()
 
 
 def prepare():
@@ -231,3 +232,73 @@ def _install_http():
 
     urllib.request.HTTPHandler.http_open = brokered_open
     urllib.request.HTTPSHandler.https_open = brokered_open
+
+
+class FetchResponse:
+    """What `pyodide.http.pyfetch` returns, answered by the host's broker."""
+
+    def __init__(self, status, status_text, url, headers, body):
+        self.status = status
+        self.status_text = status_text
+        self.url = url
+        self.headers = {key.lower(): value for key, value in headers}
+        self.ok = 200 <= status < 300
+        self.redirected = url is not None
+        self.type = "basic"
+        self._body = body
+
+    def raise_for_status(self):
+        if not self.ok:
+            raise OSError(f"{self.status} {self.status_text} for url: {self.url}")
+
+    async def bytes(self):
+        return self._body
+
+    async def buffer(self):
+        return memoryview(self._body)
+
+    async def string(self):
+        return self._body.decode("utf-8", "replace")
+
+    async def text(self):
+        return self._body.decode("utf-8", "replace")
+
+    async def json(self, **kwargs):
+        return json.loads(self._body, **kwargs)
+
+    def clone(self):
+        return FetchResponse(self.status, self.status_text, self.url, list(self.headers.items()), self._body)
+
+
+async def pyfetch(url, **kwargs):
+    """`pyodide.http.pyfetch` through the broker: method, headers and body as in fetch()."""
+    body = kwargs.get("body")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    headers = kwargs.get("headers") or {}
+    status, reason, final_url, answer_headers, data = broker_request(
+        str(kwargs.get("method", "GET")), str(url), list(dict(headers).items()), body)
+    return FetchResponse(status, reason, final_url, answer_headers, data)
+
+
+def open_url(url):
+    """`pyodide.http.open_url`: the body of a GET as a text stream."""
+    import io
+
+    status, reason, final_url, answer_headers, data = broker_request("GET", str(url), [], None)
+    return io.StringIO(data.decode("utf-8", "replace"))
+
+
+def _install_pyodide_http():
+    """`pyodide.http` for notebooks written for JupyterLite; the rest of `pyodide` stays blocked."""
+    import types
+
+    package = types.ModuleType("pyodide", "nbsandbox: only pyodide.http is available")
+    package.__path__ = []
+    http = types.ModuleType("pyodide.http", "pyfetch and open_url through the nbsandbox network broker")
+    http.pyfetch = pyfetch
+    http.open_url = open_url
+    http.FetchResponse = FetchResponse
+    package.http = http
+    sys.modules["pyodide"] = package
+    sys.modules["pyodide.http"] = http

@@ -170,6 +170,19 @@ def _without_magics(source):
     return python
 
 
+# Runs a coroutine to completion (wasm/event_loop.py), set by the interpreter.
+_run_awaitable = None
+_CO_COROUTINE = 0x0080
+
+
+def _run_code(code, namespace):
+    """Evaluates compiled cell code; code with top-level `await` runs on the sandbox's loop."""
+    result = eval(code, namespace)
+    if code.co_flags & _CO_COROUTINE:
+        return _run_awaitable(result)
+    return result
+
+
 def _execute(source, filename, namespace, execution_count):
     lines = source.splitlines(keepends=True)
     # Tracebacks quote the cell as written, magics included.
@@ -178,9 +191,9 @@ def _execute(source, filename, namespace, execution_count):
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
-    exec(compile(tree, filename, "exec"), namespace)
+    _run_code(compile(tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), namespace)
     if last is not None:
-        value = eval(compile(last, filename, "eval"), namespace)
+        value = _run_code(compile(last, filename, "eval", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), namespace)
         if value is not None:
             namespace["_"] = value
             _cell["outputs"].append(_result_output(value, execution_count))

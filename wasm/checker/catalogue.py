@@ -3,7 +3,7 @@
 A severity of "policy" means the policy decides it (magics, imports, unparsable cells).
 """
 
-RULESET_VERSION = "2"
+RULESET_VERSION = "3"
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 RANK = {name: position for position, name in enumerate(SEVERITIES)}
@@ -41,7 +41,7 @@ _RULES = [
     Rule("NBS-FFI-001", "critical", "foreign function interface",
          "ctypes/cffi reach native memory and functions, outside every Python-level guard.", None),
     Rule("NBS-BRIDGE-001", "critical", "Pyodide/JavaScript bridge",
-         "js, pyodide.ffi/code/http and micropip reach the host JavaScript runtime or install code.", None),
+         "js, pyodide.ffi/code and micropip reach the host JavaScript runtime or install code.", None),
     Rule("NBS-DESER-001", "high", "unsafe deserialisation",
          "pickle-family loaders, torch.load without weights_only and unsafe YAML loaders run code "
          "embedded in the data.", "B301"),

@@ -304,6 +304,9 @@ async function start(pyodideDirUrl: string, wasmDirUrl: string, packageDirUrl: s
   const magics = privateNamespace();
   pyodide.runPython(deno.readTextFileSync(new URL('checker/magics.py', wasmDirUrl)), { globals: magics, filename: '<nbsandbox magics>' });
   namespace.set('_transform_magics', magics.get('transform'));
+  const eventLoop = privateNamespace();
+  pyodide.runPython(deno.readTextFileSync(new URL('event_loop.py', wasmDirUrl)), { globals: eventLoop, filename: '<nbsandbox event loop>' });
+  namespace.set('_run_awaitable', eventLoop.get('run_awaitable'));
   const runCell = namespace.get('run_cell');
   const configure = namespace.get('configure');
   const permissions = privateNamespace();

@@ -93,7 +93,8 @@ def bridge_module(qualified):
     parts = qualified.split(".")
     if parts[0] in ("js", "pyodide_js", "micropip") or parts[0].startswith("_pyodide"):
         return True
-    return parts[0] == "pyodide" and len(parts) > 1 and parts[1] in ("ffi", "code", "http", "webloop", "javascript")
+    # pyodide.http is not a bridge here: the sandbox answers it through its network broker.
+    return parts[0] == "pyodide" and len(parts) > 1 and parts[1] in ("ffi", "code", "webloop", "javascript")
 
 
 # Modules that reach anything dangerous: getattr with a computed name on them, or importing them
