@@ -1,8 +1,10 @@
 // Benchmarks for nbsandbox. Each measurement prints beside a baseline measured in the same
 // process, as a ratio, because this machine is shared and absolute times drift.
+import { createServer } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { loadPyodide } from 'pyodide';
 import { createSandbox } from '../dist/index.js';
+import { compileNetRules, createGuardedFetcher } from '../dist/sandbox/permissions/net.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
@@ -23,7 +25,7 @@ async function timeIt(rounds, action) {
 
 const rows = [];
 function row(name, ms, baselineMs, baselineName) {
-  rows.push({ measurement: name, 'median ms': Math.round(ms), baseline: baselineName, 'baseline ms': Math.round(baselineMs), ratio: (ms / baselineMs).toFixed(2) });
+  rows.push({ measurement: name, 'median ms': Math.round(ms * 10) / 10, baseline: baselineName, 'baseline ms': Math.round(baselineMs * 10) / 10, ratio: (ms / baselineMs).toFixed(2) });
 }
 
 const plainLoad = await timeIt(ROUNDS, async () => {
@@ -64,6 +66,37 @@ for (const [name, source] of [
   }
   row(`timeout overshoot: ${name}`, median(overshoots), 1000, 'the 1000 ms deadline');
 }
+// Brokered HTTP: one request from Python (urllib → device file → host broker → loopback
+// server and back), against the same request made by the host directly with fetch().
+const FETCHES = 40;
+const server = createServer((request, response) => response.end(Buffer.alloc(Number(new URL(request.url, 'http://x').searchParams.get('bytes')), 97)));
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const port = server.address().port;
+const guarded = createGuardedFetcher({ rules: compileNetRules({ allow: ['127.0.0.1'] }), allowAddresses: ['127.0.0.1'] });
+for (const bytes of [1024, 1024 * 1024]) {
+  const url = `http://127.0.0.1:${port}/?bytes=${bytes}`;
+  const direct = [];
+  const broker = [];
+  for (let index = 0; index < FETCHES; index += 1) {
+    let startedAt = performance.now();
+    await (await fetch(url)).arrayBuffer();
+    direct.push(performance.now() - startedAt);
+    startedAt = performance.now();
+    const outcome = await guarded({ method: 'GET', url });
+    if (!outcome.ok) throw new Error(`bench fetch failed: ${outcome.message}`);
+    broker.push(performance.now() - startedAt);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 8000));
+  const result = await sandbox.run(
+    `import time, urllib.request\nsamples = []\nfor _ in range(${FETCHES}):\n    t = time.perf_counter()\n    urllib.request.urlopen("${url}").read()\n    samples.append((time.perf_counter() - t) * 1000)\nprint(sorted(samples)[len(samples) // 2])`,
+    { permissions: { net: { allow: ['127.0.0.1'] } }, timeoutMs: 120_000 },
+  );
+  if (result.status !== 'ok') throw new Error(`bench brokered fetch failed: ${result.status} ${result.stderr}`);
+  const label = bytes === 1024 ? '1 KiB' : '1 MiB';
+  row(`host broker alone, GET ${label}`, median(broker), median(direct), 'fetch() on the host');
+  row(`urllib in the sandbox via the broker, GET ${label}`, Number(result.stdout), median(direct), 'fetch() on the host');
+}
+server.close();
 await sandbox.close();
 
 console.log(`nbsandbox bench on Node ${process.version}, ${process.platform}-${process.arch}; median of ${ROUNDS}`);
