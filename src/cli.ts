@@ -23,6 +23,7 @@ const USAGE = `Usage:
                 [--allow-net=<hosts>] [--deny-net=…] [--allow-env=<names>] [--deny-env=…]
                 [--allow-import=<modules>] [--deny-import=…] [--package-dir <dir>] [--audit] [--json]
   nbsandbox test <policy|policy.json|fixtures-dir> [--policy <name|path>] [--json]
+  nbsandbox serve
   nbsandbox demo
   nbsandbox --help | --version
 
@@ -40,6 +41,8 @@ run     Check first, then (unless the verdict is deny) execute the code cells in
         --audit    print every grant used and every denial to stderr as JSON lines
 test    Run the annotated rule fixtures (# ruleid: / # ok: …) of a policy: policies/fixtures for
         a shipped policy, fixtures/ beside a policy file, or a fixtures directory.
+serve   Serve the HTTP API and web page (configured by environment variables: PORT, HOST,
+        NBS_POLICY, REDIS_URL, NBS_API_KEYS, … — see the README).
 demo    Run a small built-in notebook that prints, computes and tries to escape.
 
 Exit status of check: 0 allow or warn; 1 deny; 2 usage or input error.
@@ -250,6 +253,24 @@ async function runCommand(args: string[], demo: boolean): Promise<number> {
   }
 }
 
+async function serveCommand(args: string[]): Promise<number> {
+  if (args.length > 0) throw new UsageError('serve takes no arguments; configure it with environment variables');
+  const { readConfig } = await import('./server/config.js');
+  const { startServer } = await import('./server/serve.js');
+  const server = await startServer(readConfig());
+  process.stderr.write(`nbsandbox: serving on ${server.url}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void server.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
+}
+
 function exitCodeFor(error: NbsError): number {
   return error.status >= 500 ? 1 : 2;
 }
@@ -267,6 +288,8 @@ async function main(argv: string[]): Promise<number> {
         return await runCommand(rest, false);
       case 'demo':
         return await runCommand(rest, true);
+      case 'serve':
+        return await serveCommand(rest);
       case '--version':
       case '-v': {
         const { createRequire } = await import('node:module');

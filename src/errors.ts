@@ -30,6 +30,16 @@ export const errorCodes = {
   NBS_PERMISSION_TOO_LARGE: { status: 413, message: 'The files granted for reading are more or larger than allowed' },
   NBS_TIMEOUT: { status: 200, message: 'The run exceeded its time limit' },
   NBS_MEMORY: { status: 200, message: 'The run exceeded its memory limit' },
+  NBS_CONFIG_INVALID: { status: 500, message: 'The server configuration is not valid' },
+  NBS_REQUEST_INVALID: { status: 400, message: 'The request is not valid' },
+  NBS_UNAUTHORIZED: { status: 401, message: 'A valid API key is required' },
+  NBS_FORBIDDEN: { status: 403, message: 'The request was refused' },
+  NBS_NOT_FOUND: { status: 404, message: 'There is nothing at this address' },
+  NBS_METHOD_NOT_ALLOWED: { status: 405, message: 'The method is not allowed here' },
+  NBS_MEDIA_TYPE_UNSUPPORTED: { status: 415, message: 'Send multipart/form-data or application/json' },
+  NBS_FETCH_REFUSED: { status: 422, message: 'The notebook URL cannot be fetched' },
+  NBS_RATE_LIMITED: { status: 429, message: 'Too many requests; retry later' },
+  NBS_BUSY: { status: 503, message: 'The sandbox queue is full; retry later' },
   NBS_INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,0 +1,278 @@
+/**
+ * The HTTP API and web page as a Hono app. Everything it needs comes in `AppDeps`, so tests
+ * drive it with `app.request()` and the server entry point (serve.ts) wires the real pieces.
+ */
+import { randomUUID } from 'node:crypto';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { csrf } from 'hono/csrf';
+import { HTTPException } from 'hono/http-exception';
+import { secureHeaders } from 'hono/secure-headers';
+import type { Store } from 'hono-rate-limiter';
+import type { Checker } from '../check/checker.js';
+import { NbsError, errorCodes, isNbsError, type ErrorCode } from '../errors.js';
+import { loadInputText } from '../notebook/index.js';
+import type { Policy } from '../policy/load.js';
+import { deniedResult } from '../sandbox/denied.js';
+import type { GuardedFetch } from '../sandbox/permissions/net.js';
+import { policyPermissions } from '../sandbox/permissions/from-policy.js';
+import type { Sandbox } from '../sandbox/sandbox.js';
+import type { RunResult } from '../sandbox/types.js';
+import type { AuditLogger } from './audit-log.js';
+import type { ServerConfig } from './config.js';
+import { openApiDocument } from './openapi.js';
+import { clientAddress, clientHash, rateLimit, requireApiKey } from './protection.js';
+import { readSubmission, validateSubmission, type Submission } from './submission.js';
+import type { WebAssets } from './web.js';
+
+export interface AppDeps {
+  readonly config: ServerConfig;
+  readonly checker: Checker;
+  readonly sandbox: Sandbox;
+  readonly log: AuditLogger;
+  /** Policies requests may name, by id; `config.policy`'s id is the default. */
+  readonly policies: ReadonlyMap<string, Policy>;
+  readonly defaultPolicy: string;
+  /** Rate-limit stores by budget (memory when absent). */
+  readonly stores?: Partial<Record<'check' | 'run' | 'other', Store>>;
+  /** The SSRF-guarded fetcher for `{ url }` submissions; null disables them. */
+  readonly fetchNotebook: GuardedFetch | null;
+  readonly web: WebAssets;
+}
+
+type Variables = { requestId: string; client: string };
+export type NbsApp = Hono<{ Variables: Variables }>;
+
+const OTHER_REQUESTS_PER_MINUTE = 600;
+
+export interface Api {
+  readonly app: NbsApp;
+  /** Marks the server as shutting down: /readyz answers 503 and new runs are refused. */
+  stopAccepting(): void;
+  /** Runs executing or waiting now. */
+  inFlight(): number;
+}
+
+export function createApp(deps: AppDeps): Api {
+  const { config, log } = deps;
+  const app: NbsApp = new Hono<{ Variables: Variables }>();
+  const runs = { running: 0, waiting: 0 };
+  let accepting = true;
+
+  const event = (c: Context<{ Variables: Variables }>, name: string, fields: Record<string, unknown> = {}) =>
+    log.info({ event: name, requestId: c.get('requestId'), client: clientHash(c.get('client')), ...fields });
+
+  const errorResponse = (c: Context<{ Variables: Variables }>, code: ErrorCode, message: string, status: number) =>
+    c.json({ error: { code, message, requestId: c.get('requestId') } }, status as 400);
+
+  app.use('*', async function requestLine(c, next) {
+    const startedAt = performance.now();
+    c.set('requestId', randomUUID());
+    c.set('client', clientAddress(c, config.trustProxy));
+    c.header('X-Request-Id', c.get('requestId'));
+    await next();
+    log.info({
+      event: 'request',
+      requestId: c.get('requestId'),
+      method: c.req.method,
+      route: c.req.routePath,
+      status: c.res.status,
+      durationMs: Math.round(performance.now() - startedAt),
+      client: clientHash(c.get('client')),
+    });
+  });
+
+  app.use(
+    '*',
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+      strictTransportSecurity: config.hsts ? 'max-age=63072000; includeSubDomains' : false,
+      referrerPolicy: 'no-referrer',
+      permissionsPolicy: { camera: [], microphone: [], geolocation: [], payment: [], usb: [], fullscreen: [], clipboardRead: [], clipboardWrite: [] },
+      crossOriginOpenerPolicy: 'same-origin',
+      crossOriginResourcePolicy: 'same-origin',
+      crossOriginEmbedderPolicy: false,
+      xFrameOptions: 'DENY',
+      xContentTypeOptions: 'nosniff',
+      xXssProtection: '0',
+    }),
+  );
+
+  app.use('/v1/*', async function noStore(c, next) {
+    await next();
+    c.header('Cache-Control', 'no-store');
+  });
+
+  const keyOf = (c: Context) => (c as Context<{ Variables: Variables }>).get('client');
+  const limited = (c: Context) => event(c as Context<{ Variables: Variables }>, 'rate-limited', { route: c.req.path });
+  app.use('/v1/check', rateLimit({ name: 'check', perMinute: config.rateLimitCheck, store: deps.stores?.check, keyOf, onLimited: limited }));
+  app.use('/v1/run', rateLimit({ name: 'run', perMinute: config.rateLimitRun, store: deps.stores?.run, keyOf, onLimited: limited }));
+  app.use('*', async function otherRoutes(c, next) {
+    if (c.req.path === '/v1/check' || c.req.path === '/v1/run') return next();
+    return otherLimiter(c, next);
+  });
+  const otherLimiter = rateLimit({
+    name: 'other',
+    perMinute: config.rateLimitCheck === 0 ? 0 : OTHER_REQUESTS_PER_MINUTE,
+    store: deps.stores?.other,
+    keyOf,
+    onLimited: limited,
+  });
+
+  if (config.apiKeys.length > 0) {
+    const authFailed = (c: Context) => event(c as Context<{ Variables: Variables }>, 'auth-failed', { route: c.req.path });
+    app.use('/v1/run', requireApiKey(config.apiKeys, authFailed));
+    if (config.keysForCheck) app.use('/v1/check', requireApiKey(config.apiKeys, authFailed));
+  }
+
+  // Browsers send Origin (or Sec-Fetch-Site) with every POST: a form posted from another site is
+  // refused. API clients send neither and are not subject to CSRF.
+  const crossSiteForms = csrf();
+  app.use('/v1/*', async function browserPosts(c, next) {
+    if (c.req.header('origin') === undefined && c.req.header('sec-fetch-site') === undefined) return next();
+    return crossSiteForms(c, next);
+  });
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: config.bodyLimit,
+      onError: () => {
+        throw new NbsError('NBS_INPUT_TOO_LARGE');
+      },
+    }),
+  );
+
+  const policyFor = (name: string | undefined): Policy => {
+    const policy = deps.policies.get(name ?? deps.defaultPolicy);
+    if (!policy) throw new NbsError('NBS_POLICY_UNKNOWN');
+    return policy;
+  };
+
+  const received = (c: Context<{ Variables: Variables }>, submission: Submission) =>
+    event(c, 'upload', { bytes: submission.bytes, sha256: submission.sha256, filename: submission.filename, kind: submission.kind });
+
+  app.post('/v1/check', validateSubmission, async (c) => {
+    const submission = await readSubmission(c, deps.fetchNotebook, config.bodyLimit);
+    received(c, submission);
+    const policy = policyFor(submission.policy);
+    const input = loadInputText(submission.kind, submission.text, policy.limits);
+    const result = await deps.checker.check(input.check, policy);
+    event(c, 'verdict', { verdict: result.verdict, policy: policy.id, rules: [...new Set(result.findings.map((finding) => finding.ruleId))] });
+    return c.json(result);
+  });
+
+  app.post('/v1/run', validateSubmission, async (c) => {
+    const submission = await readSubmission(c, deps.fetchNotebook, config.bodyLimit);
+    received(c, submission);
+    const policy = policyFor(submission.policy);
+    const input = loadInputText(submission.kind, submission.text, policy.limits);
+    if (!accepting || runs.running + runs.waiting >= config.maxConcurrentRuns + config.maxQueuedRuns) {
+      c.header('Retry-After', '5');
+      event(c, 'queue-full');
+      throw new NbsError('NBS_BUSY');
+    }
+    runs.waiting += 1;
+    let result: RunResult;
+    try {
+      const check = await deps.checker.check(input.check, policy);
+      event(c, 'verdict', { verdict: check.verdict, policy: policy.id, rules: [...new Set(check.findings.map((finding) => finding.ruleId))] });
+      if (check.verdict === 'deny') {
+        result = deniedResult(check);
+      } else {
+        const timeoutMs = Math.min(submission.timeoutMs ?? policy.limits.timeoutMs, config.maxRunTimeoutMs);
+        runs.waiting -= 1;
+        runs.running += 1;
+        try {
+          const run = await deps.sandbox.run(
+            { cells: input.cells },
+            {
+              timeoutMs,
+              memoryMb: policy.limits.memoryMb,
+              permissions: policyPermissions(policy),
+              onAudit: (audit) => {
+                if (!audit.allowed) event(c, 'permission-denied', { kind: audit.kind, value: audit.value, source: audit.source, runId: audit.runId });
+              },
+            },
+          );
+          result = { ...run, check };
+        } finally {
+          runs.running -= 1;
+          runs.waiting += 1;
+        }
+      }
+    } finally {
+      runs.waiting -= 1;
+    }
+    event(c, 'run', { runId: result.runId, status: result.status, durationMs: result.durationMs });
+    if (result.status === 'killed') event(c, 'sandbox-crash', { runId: result.runId, code: result.error?.code });
+    return c.json(result);
+  });
+
+  app.get('/v1/policies', (c) =>
+    c.json({
+      default: deps.defaultPolicy,
+      policies: [...deps.policies.values()].map((policy) => ({ id: policy.id, version: policy.version, description: policy.description, hash: policy.hash })),
+    }),
+  );
+  app.get('/v1/policies/:id', (c) => {
+    const policy = deps.policies.get(c.req.param('id'));
+    if (!policy) throw new NbsError('NBS_NOT_FOUND');
+    return c.json(policy);
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) => {
+    const ready = accepting;
+    return c.json(
+      { ready, runs: { running: runs.running, queued: runs.waiting, maxConcurrent: config.maxConcurrentRuns, maxQueued: config.maxQueuedRuns } },
+      ready ? 200 : 503,
+    );
+  });
+  app.get('/openapi.json', (c) => c.json(openApiDocument(deps.policies)));
+
+  app.get('/', (c) => c.html(deps.web.page));
+  app.get('/static/:name', (c) => {
+    const asset = deps.web.assets.get(c.req.param('name'));
+    if (!asset) throw new NbsError('NBS_NOT_FOUND');
+    c.header('Content-Type', asset.type);
+    c.header('Cache-Control', 'no-cache');
+    return c.body(new Uint8Array(asset.body));
+  });
+
+  app.notFound(() => {
+    throw new NbsError('NBS_NOT_FOUND');
+  });
+
+  app.onError((error, c) => {
+    if (isNbsError(error)) {
+      if (error.status === 400 || error.status === 415 || error.status === 422) event(c, 'validation-failed', { code: error.code });
+      if (error.status >= 500 && error.code !== 'NBS_BUSY') log.error({ event: 'server-error', requestId: c.get('requestId'), code: error.code });
+      return errorResponse(c, error.code, error.message, error.status);
+    }
+    if (error instanceof HTTPException) {
+      const byStatus: Record<number, ErrorCode> = { 403: 'NBS_FORBIDDEN', 404: 'NBS_NOT_FOUND', 405: 'NBS_METHOD_NOT_ALLOWED', 413: 'NBS_INPUT_TOO_LARGE', 415: 'NBS_MEDIA_TYPE_UNSUPPORTED' };
+      const code: ErrorCode = byStatus[error.status] ?? 'NBS_REQUEST_INVALID';
+      event(c, 'validation-failed', { code });
+      return errorResponse(c, code, errorCodes[code].message, errorCodes[code].status);
+    }
+    log.error({ event: 'server-error', requestId: c.get('requestId'), error: error instanceof Error ? error.name : 'unknown' });
+    return errorResponse(c, 'NBS_INTERNAL', errorCodes.NBS_INTERNAL.message, 500);
+  });
+
+  return {
+    app,
+    stopAccepting: () => {
+      accepting = false;
+    },
+    inFlight: () => runs.running + runs.waiting,
+  };
+}

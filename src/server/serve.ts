@@ -1,0 +1,105 @@
+/**
+ * Starts the server: checks the configuration, warms the checker and the sandbox, listens, and
+ * shuts down gracefully (stop accepting, let in-flight requests finish up to a deadline, stop
+ * the sandboxes, flush the log).
+ */
+import { availableParallelism } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { RedisStore, type Store } from 'hono-rate-limiter';
+import { createClient } from 'redis';
+import { Checker } from '../check/checker.js';
+import { loadPolicy, shippedPolicyNames, type Policy } from '../policy/load.js';
+import { compileNetRules, createGuardedFetcher } from '../sandbox/permissions/net.js';
+import { createSandbox } from '../sandbox/sandbox.js';
+import { createApp, type Api } from './app.js';
+import { createAuditLog, flushAuditLog, type AuditLogger, type AuditLogOptions } from './audit-log.js';
+import type { ServerConfig } from './config.js';
+import { readWebAssets } from './web.js';
+
+export interface RunningServer {
+  readonly url: string;
+  readonly api: Api;
+  readonly log: AuditLogger;
+  /** Graceful shutdown; resolves when everything is stopped and the log is flushed. */
+  close(): Promise<void>;
+}
+
+type RedisConnection = ReturnType<typeof createClient>;
+
+/** hono-rate-limiter's RedisStore over a node-redis client, one key prefix per budget. */
+function redisStores(client: RedisConnection): Record<'check' | 'run' | 'other', Store> {
+  const adapter = {
+    scriptLoad: (script: string) => client.scriptLoad(script),
+    evalsha: <TArgs extends unknown[], TData = unknown>(sha1: string, keys: string[], args: TArgs) =>
+      client.evalSha(sha1, { keys, arguments: args.map(String) }) as Promise<TData>,
+    decr: (key: string) => client.decr(key),
+    del: (key: string) => client.del(key),
+  };
+  return {
+    check: new RedisStore({ client: adapter, prefix: 'nbs:rl:check:' }),
+    run: new RedisStore({ client: adapter, prefix: 'nbs:rl:run:' }),
+    other: new RedisStore({ client: adapter, prefix: 'nbs:rl:other:' }),
+  };
+}
+
+async function policyRegistry(defaultPolicy: string): Promise<{ policies: Map<string, Policy>; defaultId: string }> {
+  const policies = new Map<string, Policy>();
+  for (const name of shippedPolicyNames()) policies.set(name, await loadPolicy(name));
+  const chosen = await loadPolicy(defaultPolicy);
+  policies.set(chosen.id, chosen);
+  return { policies, defaultId: chosen.id };
+}
+
+export async function startServer(config: ServerConfig, logOptions: AuditLogOptions = {}): Promise<RunningServer> {
+  const log = createAuditLog({ file: config.logFile, ...logOptions });
+  const { policies, defaultId } = await policyRegistry(config.policy);
+  const checker = new Checker({ workers: Math.max(1, Math.min(4, availableParallelism() - 1)) });
+  await checker.warmUp();
+  const sandbox = await createSandbox({ warmProcesses: config.maxConcurrentRuns, maxConcurrentRuns: config.maxConcurrentRuns });
+  let redis: RedisConnection | null = null;
+  if (config.redisUrl) {
+    redis = createClient({ url: config.redisUrl });
+    redis.on('error', () => log.error({ event: 'redis-error' }));
+    await redis.connect();
+  }
+  const fetchNotebook =
+    config.fetchHosts.length > 0
+      ? createGuardedFetcher({ rules: compileNetRules({ allow: config.fetchHosts }), maxResponseBytes: config.bodyLimit, timeoutMs: 30_000 })
+      : null;
+  const api = createApp({
+    config,
+    checker,
+    sandbox,
+    log,
+    policies,
+    defaultPolicy: defaultId,
+    ...(redis ? { stores: redisStores(redis) } : {}),
+    fetchNotebook,
+    web: readWebAssets(),
+  });
+
+  const server: ServerType = await new Promise((resolve) => {
+    const started = serve({ fetch: api.app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  log.info({ event: 'listening', url, policy: defaultId, redis: redis !== null });
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      api.stopAccepting();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const deadline = Date.now() + config.shutdownGraceMs;
+      while (api.inFlight() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      if ('closeAllConnections' in server) server.closeAllConnections();
+      await sandbox.close();
+      await checker.close();
+      await closed;
+      if (redis) await redis.quit().catch(() => undefined);
+      log.info({ event: 'stopped' });
+      await flushAuditLog(log);
+    })());
+  return { url, api, log, close };
+}

@@ -1,0 +1,1 @@
+// The page script (filled in with the upload form).
