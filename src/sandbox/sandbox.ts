@@ -173,6 +173,11 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
+  /** Resolves when the processes started ahead of time are ready (a server waits for it before listening). */
+  async warmUp(): Promise<void> {
+    await Promise.all(this.warm.map((sandboxProcess) => this.waitReady(sandboxProcess)));
+  }
+
   /** Stops every sandbox process; runs still executing end with status `killed`. */
   async close(): Promise<void> {
     this.closed = true;

@@ -51,12 +51,15 @@ export interface Api {
   stopAccepting(): void;
   /** Runs executing or waiting now. */
   inFlight(): number;
+  /** Requests being handled now. */
+  activeRequests(): number;
 }
 
 export function createApp(deps: AppDeps): Api {
   const { config, log } = deps;
   const app: NbsApp = new Hono<{ Variables: Variables }>();
   const runs = { running: 0, waiting: 0 };
+  let active = 0;
   let accepting = true;
 
   const event = (c: Context<{ Variables: Variables }>, name: string, fields: Record<string, unknown> = {}) =>
@@ -70,7 +73,12 @@ export function createApp(deps: AppDeps): Api {
     c.set('requestId', randomUUID());
     c.set('client', clientAddress(c, config.trustProxy));
     c.header('X-Request-Id', c.get('requestId'));
-    await next();
+    active += 1;
+    try {
+      await next();
+    } finally {
+      active -= 1;
+    }
     log.info({
       event: 'request',
       requestId: c.get('requestId'),
@@ -274,5 +282,6 @@ export function createApp(deps: AppDeps): Api {
       accepting = false;
     },
     inFlight: () => runs.running + runs.waiting,
+    activeRequests: () => active,
   };
 }

@@ -10,6 +10,7 @@ import { RedisStore, type Store } from 'hono-rate-limiter';
 import { createClient } from 'redis';
 import { Checker } from '../check/checker.js';
 import { loadPolicy, shippedPolicyNames, type Policy } from '../policy/load.js';
+import { listedAddresses } from '../sandbox/permissions/grants.js';
 import { compileNetRules, createGuardedFetcher } from '../sandbox/permissions/net.js';
 import { createSandbox } from '../sandbox/sandbox.js';
 import { createApp, type Api } from './app.js';
@@ -57,6 +58,7 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
   const checker = new Checker({ workers: Math.max(1, Math.min(4, availableParallelism() - 1)) });
   await checker.warmUp();
   const sandbox = await createSandbox({ warmProcesses: config.maxConcurrentRuns, maxConcurrentRuns: config.maxConcurrentRuns });
+  await sandbox.warmUp();
   let redis: RedisConnection | null = null;
   if (config.redisUrl) {
     redis = createClient({ url: config.redisUrl });
@@ -65,7 +67,12 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
   }
   const fetchNotebook =
     config.fetchHosts.length > 0
-      ? createGuardedFetcher({ rules: compileNetRules({ allow: config.fetchHosts }), maxResponseBytes: config.bodyLimit, timeoutMs: 30_000 })
+      ? createGuardedFetcher({
+          rules: compileNetRules({ allow: config.fetchHosts }),
+          allowAddresses: listedAddresses(config.fetchHosts),
+          maxResponseBytes: config.bodyLimit,
+          timeoutMs: 30_000,
+        })
       : null;
   const api = createApp({
     config,
@@ -90,13 +97,16 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
   const close = () =>
     (closing ??= (async () => {
       api.stopAccepting();
+      // Stop listening, let the requests being handled finish (up to the deadline), give their
+      // responses a moment to leave, then close every connection.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       const deadline = Date.now() + config.shutdownGraceMs;
-      while (api.inFlight() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      if ('closeAllConnections' in server) server.closeAllConnections();
+      while (api.activeRequests() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      (server as ServerType & { closeAllConnections?: () => void }).closeAllConnections?.();
+      await closed;
       await sandbox.close();
       await checker.close();
-      await closed;
       if (redis) await redis.quit().catch(() => undefined);
       log.info({ event: 'stopped' });
       await flushAuditLog(log);

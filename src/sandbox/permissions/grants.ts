@@ -51,7 +51,7 @@ function base64(bytes: Uint8Array): string {
 }
 
 /** IP addresses named in net allow entries (`10.0.0.5`, `10.0.0.5:80`, `[::1]:8080`): only these non-public addresses may be reached. */
-function listedAddresses(entries: readonly string[]): string[] {
+export function listedAddresses(entries: readonly string[]): string[] {
   return entries
     .map((entry) => entry.replace(/^\[([^\]]+)\](?::\d+)?$/, '$1').replace(/^([\d.]+):\d+$/, '$1'))
     .filter((entry) => isIP(entry) !== 0);
