@@ -154,6 +154,8 @@ describe('HTTP API', () => {
     }
     const fields = await api.app.request('/v1/check', upload('a.py', 'x', { unexpected: '1' }));
     assert.equal(fields.status, 400);
+    const longName = await api.app.request('/v1/check', upload(`${'n'.repeat(300)}.py`, 'x'));
+    assert.equal(longName.status, 400);
   });
 
   it('answers 413 for bodies over the limit and 415 for other media and file types', async () => {

@@ -23,7 +23,10 @@ export const jsonSubmissionSchema = v.union([
 ]);
 
 export const formSubmissionSchema = v.strictObject({
-  file: v.instance(File, 'file must be an uploaded file'),
+  file: v.pipe(
+    v.instance(File, 'file must be an uploaded file'),
+    v.check((file) => file.name.length >= 1 && file.name.length <= MAX_FILENAME, 'file needs a name of at most 255 characters'),
+  ),
   policy: v.optional(policyName),
   timeoutMs: v.optional(v.pipe(v.string(), v.regex(/^\d{1,8}$/), v.transform(Number), timeoutMs)),
 });
