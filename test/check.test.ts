@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { Checker, loadInputText, loadPolicy, NbsError, type CheckInput, type CheckResult, type Policy } from '../dist/index.js';
 import { runFixtures } from '../dist/check/fixtures.js';
+import { VerdictCache } from '../dist/check/verdict-cache.js';
 import { parsePolicyText, resolvePolicy, SHIPPED_POLICY_DIR } from '../dist/policy/load.js';
 
 const corpus = join(fileURLToPath(new URL('..', import.meta.url)), '..', 'shared', 'corpus', 'benign');
@@ -68,6 +69,34 @@ describe('static check in wasm', { concurrency: 1 }, () => {
       assert.ok(result.findings.every((finding) => finding.line >= 1 && finding.column >= 1));
     });
   }
+
+  it('answers a repeated check from the verdict cache, keyed by code and policy', async () => {
+    const source = `import os\nos.system("cache-${Date.now()}")`;
+    const before = checker.cacheStats();
+    const first = await check(source);
+    const again = await check(source);
+    const strictPolicy = await loadPolicy('strict');
+    const otherPolicy = await check(source, strictPolicy);
+    const after = checker.cacheStats();
+    assert.equal(after.hits - before.hits, 1);
+    assert.equal(after.misses - before.misses, 2);
+    assert.deepEqual({ ...again, durationMs: 0 }, { ...first, durationMs: 0 });
+    assert.equal(otherPolicy.policy.id, 'strict');
+  });
+
+  it('keeps the verdict cache within its entry and byte budgets, least recently used out first', () => {
+    const cache = new VerdictCache({ maxEntries: 2, maxBytes: 1000 });
+    cache.set('a', 'x');
+    cache.set('b', 'y');
+    assert.equal(cache.get('a'), 'x');
+    cache.set('c', 'z');
+    assert.equal(cache.get('b'), undefined, 'b was least recently used');
+    assert.equal(cache.get('a'), 'x');
+    cache.set('big', 'w'.repeat(200));
+    assert.ok(cache.size <= 2);
+    cache.set('huge', 'h'.repeat(400));
+    assert.equal(cache.get('huge'), undefined, 'an answer larger than a quarter of the budget is not kept');
+  });
 
   it('reports findings with positions, ids and Bandit mapping', async () => {
     const result = await check("x = 1\nimport subprocess\nsubprocess.call('ls', shell=True)");

@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { NbsError } from '../errors.js';
+import { VerdictCache, type VerdictCacheOptions } from './verdict-cache.js';
 import type { Policy } from '../policy/load.js';
 import { SEVERITIES, type Severity } from '../policy/schema.js';
 import type { CheckInput, CheckResult, Finding, Verdict } from './types.js';
@@ -17,6 +18,8 @@ export interface CheckerOptions {
   readonly timeoutMs?: number;
   /** Stack of each worker; deep enough that hostile nesting fails cleanly. Default 64 MiB. */
   readonly stackSizeMb?: number;
+  /** Keep answers for repeated checks (same code, same policy); `false` turns it off. Default on. */
+  readonly cache?: VerdictCacheOptions | false;
 }
 
 const CHECKER_DIR = fileURLToPath(new URL('../../wasm/checker/', import.meta.url));
@@ -50,7 +53,7 @@ class CheckerWorker {
   private started = false;
 
   constructor(
-    private readonly options: Required<CheckerOptions>,
+    private readonly options: Required<Omit<CheckerOptions, 'cache'>>,
     private readonly onDeath: (worker: CheckerWorker) => void,
   ) {
     this.worker = new Worker(WORKER_FILE, {
@@ -121,7 +124,8 @@ class CheckerWorker {
 }
 
 export class Checker implements AsyncDisposable {
-  private readonly options: Required<CheckerOptions>;
+  private readonly options: Required<Omit<CheckerOptions, 'cache'>>;
+  private readonly cache: VerdictCache | null;
   private readonly workers: CheckerWorker[] = [];
   private readonly queue: Job[] = [];
   private nextId = 0;
@@ -129,6 +133,7 @@ export class Checker implements AsyncDisposable {
 
   constructor(options: CheckerOptions = {}) {
     this.options = { workers: options.workers ?? 1, timeoutMs: options.timeoutMs ?? 30_000, stackSizeMb: options.stackSizeMb ?? 64 };
+    this.cache = options.cache === false ? null : new VerdictCache(options.cache ?? {});
   }
 
   /** Checks code cells or a marimo file against a policy. Never runs the code. */
@@ -145,15 +150,20 @@ export class Checker implements AsyncDisposable {
         writablePaths: [...ALWAYS_WRITABLE, ...policy.execution.permissions.write.allow],
       },
     });
-    const response = await new Promise<Answer>((resolve) => {
-      this.queue.push({ request, resolve });
-      this.dispatch();
-    });
+    const key = this.cache ? VerdictCache.keyOf(request) : '';
+    const cached = this.cache?.get(key);
+    const response =
+      cached ??
+      (await new Promise<Answer>((resolve) => {
+        this.queue.push({ request, resolve });
+        this.dispatch();
+      }));
     if (response instanceof NbsError) throw response;
     if (this.closed) throw new NbsError('NBS_CHECKER_FAILED', 'the checker has been closed');
     const policyInfo = { id: policy.id, hash: policy.hash };
     const durationMs = Math.round(performance.now() - startedAt);
     if (response === null) return this.failClosed(input, policy, durationMs);
+    if (cached === undefined) this.cache?.set(key, response);
     const parsed = JSON.parse(response) as Omit<CheckResult, 'policy' | 'durationMs'>;
     return { ...parsed, policy: policyInfo, durationMs };
   }
@@ -166,6 +176,11 @@ export class Checker implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /** Cache hits and misses since start, and entries held. */
+  cacheStats(): { hits: number; misses: number; entries: number } {
+    return { hits: this.cache?.hits ?? 0, misses: this.cache?.misses ?? 0, entries: this.cache?.size ?? 0 };
   }
 
   /** Starts the workers and waits until they can take checks. */
