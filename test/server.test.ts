@@ -251,6 +251,9 @@ describe('HTTP API', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     assert.equal((ready?.runs.running ?? 0) + (ready?.runs.queued ?? 0), 1);
+    const pool = (await (await api.app.request('/readyz')).json()) as { sandboxes: { warm: number; running: number }; checkCache: { hits: number } };
+    assert.equal(typeof pool.sandboxes.warm, 'number');
+    assert.equal(typeof pool.checkCache.hits, 'number');
     const second = await api.app.request('/v1/run', json({ source: '1' }));
     assert.equal(second.status, 503);
     assert.equal(second.headers.get('retry-after'), '5');

@@ -103,6 +103,9 @@ interface Outcome {
 class Slots {
   private readonly waiting: (() => void)[] = [];
   constructor(private free: number) {}
+  get queued(): number {
+    return this.waiting.length;
+  }
   async acquire(): Promise<void> {
     if (this.free > 0) {
       this.free -= 1;
@@ -171,6 +174,11 @@ export class Sandbox implements AsyncDisposable {
     } finally {
       this.slots.release();
     }
+  }
+
+  /** Processes waiting warm, runs executing and runs waiting for a slot. */
+  stats(): { warm: number; running: number; queued: number } {
+    return { warm: this.warm.length, running: this.active.size, queued: this.slots.queued };
   }
 
   /** Resolves when the processes started ahead of time are ready (a server waits for it before listening). */

@@ -241,7 +241,12 @@ export function createApp(deps: AppDeps): Api {
   app.get('/readyz', (c) => {
     const ready = accepting;
     return c.json(
-      { ready, runs: { running: runs.running, queued: runs.waiting, maxConcurrent: config.maxConcurrentRuns, maxQueued: config.maxQueuedRuns } },
+      {
+        ready,
+        runs: { running: runs.running, queued: runs.waiting, maxConcurrent: config.maxConcurrentRuns, maxQueued: config.maxQueuedRuns },
+        sandboxes: deps.sandbox.stats(),
+        checkCache: deps.checker.cacheStats(),
+      },
       ready ? 200 : 503,
     );
   });

@@ -29,7 +29,7 @@ export interface RunningServer {
 type RedisConnection = ReturnType<typeof createClient>;
 
 /** hono-rate-limiter's RedisStore over a node-redis client, one key prefix per budget. */
-function redisStores(client: RedisConnection): Record<'check' | 'run' | 'other', Store> {
+export function redisStores(client: RedisConnection): Record<'check' | 'run' | 'other', Store> {
   const adapter = {
     scriptLoad: (script: string) => client.scriptLoad(script),
     evalsha: <TArgs extends unknown[], TData = unknown>(sha1: string, keys: string[], args: TArgs) =>
@@ -55,7 +55,8 @@ async function policyRegistry(defaultPolicy: string): Promise<{ policies: Map<st
 export async function startServer(config: ServerConfig, logOptions: AuditLogOptions = {}): Promise<RunningServer> {
   const log = createAuditLog({ file: config.logFile, ...logOptions });
   const { policies, defaultId } = await policyRegistry(config.policy);
-  const checker = new Checker({ workers: Math.max(1, Math.min(4, availableParallelism() - 1)) });
+  // One checker worker per core: checks are short and the sandboxes mostly wait.
+  const checker = new Checker({ workers: Math.max(1, Math.min(8, availableParallelism())) });
   await checker.warmUp();
   const sandbox = await createSandbox({ warmProcesses: config.maxConcurrentRuns, maxConcurrentRuns: config.maxConcurrentRuns });
   await sandbox.warmUp();
