@@ -43,8 +43,6 @@ export interface AppDeps {
 type Variables = { requestId: string; client: string };
 export type NbsApp = Hono<{ Variables: Variables }>;
 
-const OTHER_REQUESTS_PER_MINUTE = 600;
-
 export interface Api {
   readonly app: NbsApp;
   /** Marks the server as shutting down: /readyz answers 503 and new runs are refused. */
@@ -130,7 +128,7 @@ export function createApp(deps: AppDeps): Api {
   });
   const otherLimiter = rateLimit({
     name: 'other',
-    perMinute: config.rateLimitCheck === 0 ? 0 : OTHER_REQUESTS_PER_MINUTE,
+    perMinute: config.rateLimitOther,
     store: deps.stores?.other,
     keyOf,
     onLimited: limited,

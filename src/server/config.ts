@@ -19,6 +19,8 @@ export interface ServerConfig {
   /** Requests per minute per client; 0 turns the limiter off. */
   readonly rateLimitCheck: number;
   readonly rateLimitRun: number;
+  /** For every other route (page, assets, policies, health). */
+  readonly rateLimitOther: number;
   readonly logFile: string | null;
   /** The policy used when a request names none. */
   readonly policy: string;
@@ -52,6 +54,7 @@ const envSchema = v.object({
   NBS_BODY_LIMIT: v.optional(integer(1024, 512 * 1024 * 1024), String(16 * 1024 * 1024)),
   NBS_RATE_LIMIT_CHECK: v.optional(integer(0, 1_000_000), '120'),
   NBS_RATE_LIMIT_RUN: v.optional(integer(0, 1_000_000), '20'),
+  NBS_RATE_LIMIT_OTHER: v.optional(integer(0, 1_000_000), '600'),
   NBS_LOG_FILE: v.optional(v.pipe(v.string(), v.minLength(1))),
   NBS_POLICY: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024)), 'default'),
   NBS_FETCH_HOSTS: v.optional(list),
@@ -84,6 +87,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     bodyLimit: e.NBS_BODY_LIMIT,
     rateLimitCheck: e.NBS_RATE_LIMIT_CHECK,
     rateLimitRun: e.NBS_RATE_LIMIT_RUN,
+    rateLimitOther: e.NBS_RATE_LIMIT_OTHER,
     logFile: e.NBS_LOG_FILE ?? null,
     policy: e.NBS_POLICY,
     fetchHosts: e.NBS_FETCH_HOSTS ?? [],

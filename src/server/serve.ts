@@ -12,7 +12,7 @@ import { Checker } from '../check/checker.js';
 import { loadPolicy, shippedPolicyNames, type Policy } from '../policy/load.js';
 import { listedAddresses } from '../sandbox/permissions/grants.js';
 import { compileNetRules, createGuardedFetcher } from '../sandbox/permissions/net.js';
-import { createSandbox } from '../sandbox/sandbox.js';
+import { createSandbox, type Sandbox } from '../sandbox/sandbox.js';
 import { createApp, type Api } from './app.js';
 import { createAuditLog, flushAuditLog, type AuditLogger, type AuditLogOptions } from './audit-log.js';
 import type { ServerConfig } from './config.js';
@@ -57,15 +57,24 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
   const { policies, defaultId } = await policyRegistry(config.policy);
   // One checker worker per core: checks are short and the sandboxes mostly wait.
   const checker = new Checker({ workers: Math.max(1, Math.min(8, availableParallelism())) });
-  await checker.warmUp();
-  const sandbox = await createSandbox({ warmProcesses: config.maxConcurrentRuns, maxConcurrentRuns: config.maxConcurrentRuns });
-  await sandbox.warmUp();
+  let sandbox: Sandbox | undefined;
   let redis: RedisConnection | null = null;
-  if (config.redisUrl) {
-    redis = createClient({ url: config.redisUrl });
-    redis.on('error', () => log.error({ event: 'redis-error' }));
-    await redis.connect();
+  try {
+    await checker.warmUp();
+    sandbox = await createSandbox({ warmProcesses: config.maxConcurrentRuns, maxConcurrentRuns: config.maxConcurrentRuns });
+    await sandbox.warmUp();
+    if (config.redisUrl) {
+      redis = createClient({ url: config.redisUrl });
+      redis.on('error', () => log.error({ event: 'redis-error' }));
+      await redis.connect();
+    }
+  } catch (error) {
+    // A failed start must not leave workers or processes behind to keep the process alive.
+    await Promise.allSettled([checker.close(), sandbox?.close(), redis?.quit()]);
+    await flushAuditLog(log);
+    throw error;
   }
+  const running = sandbox;
   const fetchNotebook =
     config.fetchHosts.length > 0
       ? createGuardedFetcher({
@@ -78,7 +87,7 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
   const api = createApp({
     config,
     checker,
-    sandbox,
+    sandbox: running,
     log,
     policies,
     defaultPolicy: defaultId,
@@ -106,7 +115,7 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
       await new Promise((resolve) => setTimeout(resolve, 100));
       (server as ServerType & { closeAllConnections?: () => void }).closeAllConnections?.();
       await closed;
-      await sandbox.close();
+      await running.close();
       await checker.close();
       if (redis) await redis.quit().catch(() => undefined);
       log.info({ event: 'stopped' });
