@@ -84,6 +84,15 @@ describe('static check in wasm', { concurrency: 1 }, () => {
     assert.equal(otherPolicy.policy.id, 'strict');
   });
 
+  it('hands queued checks to a worker as soon as it is free (no check waits for the next caller)', async () => {
+    await using single = new Checker({ workers: 1, cache: false });
+    await single.warmUp();
+    const sources = ['import os\nos.system("a")', 'x = 1', 'import socket\nsocket.socket()'];
+    const all = Promise.all(sources.map((source) => single.check({ kind: 'cells', cells: [{ index: 0, source }] }, standard)));
+    const results = await Promise.race([all, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('a queued check hung')), 20_000))]);
+    assert.deepEqual(results.map((result) => result.verdict), ['deny', 'allow', 'deny']);
+  });
+
   it('keeps the verdict cache within its entry and byte budgets, least recently used out first', () => {
     const cache = new VerdictCache({ maxEntries: 2, maxBytes: 1000 });
     cache.set('a', 'x');

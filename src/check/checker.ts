@@ -55,6 +55,8 @@ class CheckerWorker {
   constructor(
     private readonly options: Required<Omit<CheckerOptions, 'cache'>>,
     private readonly onDeath: (worker: CheckerWorker) => void,
+    /** Called when a job is done, so the next queued one is handed out. */
+    private readonly onFree: () => void,
   ) {
     this.worker = new Worker(WORKER_FILE, {
       workerData: { checkerDir: CHECKER_DIR },
@@ -120,6 +122,7 @@ class CheckerWorker {
     this.current = undefined;
     clearTimeout(current.timer);
     current.job.resolve(response);
+    this.onFree();
   }
 }
 
@@ -192,11 +195,15 @@ export class Checker implements AsyncDisposable {
   private fill(): void {
     while (!this.closed && this.workers.length < this.options.workers) {
       this.workers.push(
-        new CheckerWorker(this.options, (dead) => {
-          const position = this.workers.indexOf(dead);
-          if (position >= 0) this.workers.splice(position, 1);
-          this.dispatch();
-        }),
+        new CheckerWorker(
+          this.options,
+          (dead) => {
+            const position = this.workers.indexOf(dead);
+            if (position >= 0) this.workers.splice(position, 1);
+            this.dispatch();
+          },
+          () => this.dispatch(),
+        ),
       );
     }
   }

@@ -6,19 +6,26 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { rateLimiter, type Store } from 'hono-rate-limiter';
+import ipaddr from 'ipaddr.js';
 import { NbsError } from '../errors.js';
 
+/** One spelling per address: `::ffff:10.0.0.1` is `10.0.0.1`, IPv6 in its short form. */
+function canonical(address: string): string {
+  return ipaddr.isValid(address) ? ipaddr.process(address).toString() : address;
+}
+
 /** The client's address: the socket's, or from X-Forwarded-For when the socket is a trusted proxy. */
-export function clientAddress(c: Context, trustProxy: readonly string[]): string {
+export function clientAddress(c: Context, trustProxyEntries: readonly string[]): string {
   let address = 'unknown';
   try {
-    address = getConnInfo(c).remote.address ?? 'unknown';
+    address = canonical(getConnInfo(c).remote.address ?? 'unknown');
   } catch {
     // no socket (in-process requests in tests): every request is the same client
   }
+  const trustProxy = trustProxyEntries.map(canonical);
   if (!trustProxy.includes(address)) return address;
   // The right-most address that is not one of our proxies is the one our proxy saw.
-  const hops = (c.req.header('x-forwarded-for') ?? '').split(',').map((hop) => hop.trim()).filter((hop) => hop !== '');
+  const hops = (c.req.header('x-forwarded-for') ?? '').split(',').map((hop) => canonical(hop.trim())).filter((hop) => hop !== '');
   for (let index = hops.length - 1; index >= 0; index -= 1) {
     const hop = hops[index] as string;
     if (!trustProxy.includes(hop)) return hop.slice(0, 64);

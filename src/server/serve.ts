@@ -14,6 +14,7 @@ import { listedAddresses } from '../sandbox/permissions/grants.js';
 import { compileNetRules, createGuardedFetcher } from '../sandbox/permissions/net.js';
 import { createSandbox, type Sandbox } from '../sandbox/sandbox.js';
 import { createApp, type Api } from './app.js';
+import { fallbackStore } from './fallback-store.js';
 import { createAuditLog, flushAuditLog, type AuditLogger, type AuditLogOptions } from './audit-log.js';
 import type { ServerConfig } from './config.js';
 import { readWebAssets } from './web.js';
@@ -44,6 +45,17 @@ export function redisStores(client: RedisConnection): Record<'check' | 'run' | '
   };
 }
 
+/** Each shared store falls back to instance memory while Redis fails (logged once per minute). */
+function sharedStores(stores: Record<'check' | 'run' | 'other', Store>, warn: () => void): Record<'check' | 'run' | 'other', Store> {
+  let lastWarning = 0;
+  const onFailure = () => {
+    if (Date.now() - lastWarning < 60_000) return;
+    lastWarning = Date.now();
+    warn();
+  };
+  return { check: fallbackStore(stores.check, onFailure), run: fallbackStore(stores.run, onFailure), other: fallbackStore(stores.other, onFailure) };
+}
+
 async function policyRegistry(defaultPolicy: string): Promise<{ policies: Map<string, Policy>; defaultId: string }> {
   const policies = new Map<string, Policy>();
   for (const name of shippedPolicyNames()) policies.set(name, await loadPolicy(name));
@@ -64,7 +76,8 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
     sandbox = await createSandbox({ warmProcesses: config.maxConcurrentRuns, maxConcurrentRuns: config.maxConcurrentRuns });
     await sandbox.warmUp();
     if (config.redisUrl) {
-      redis = createClient({ url: config.redisUrl });
+      // Commands fail at once while disconnected (instead of queueing), so the fallback store takes over.
+      redis = createClient({ url: config.redisUrl, disableOfflineQueue: true });
       redis.on('error', () => log.error({ event: 'redis-error' }));
       await redis.connect();
     }
@@ -91,7 +104,7 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
     log,
     policies,
     defaultPolicy: defaultId,
-    ...(redis ? { stores: redisStores(redis) } : {}),
+    ...(redis ? { stores: sharedStores(redisStores(redis), () => log.warn({ event: 'rate-limit-store-fallback' })) } : {}),
     fetchNotebook,
     web: readWebAssets(),
   });
