@@ -303,6 +303,34 @@ describe('HTTP API', () => {
   });
 });
 
+describe('server configuration', () => {
+  it('stops on a bad variable with a message naming it, never its value', () => {
+    const cases: [string, string][] = [
+      ['PORT', '70000'],
+      ['NBS_BODY_LIMIT', 'lots'],
+      ['REDIS_URL', 'http://secret-host-value'],
+      ['NBS_API_KEYS', 'short-key'],
+      ['NBS_TRUST_PROXY', 'not-an-address-value'],
+      ['NBS_HSTS', 'maybe-secret-value'],
+    ];
+    for (const [name, value] of cases) {
+      assert.throws(
+        () => readConfig({ [name]: value }),
+        (error: unknown) => {
+          const message = String((error as Error).message);
+          return (error as { code?: string }).code === 'NBS_CONFIG_INVALID' && message.includes(name) && !message.includes(value);
+        },
+        name,
+      );
+    }
+    const defaults = readConfig({});
+    assert.equal(defaults.port, 8080);
+    assert.equal(defaults.host, '127.0.0.1');
+    assert.equal(defaults.policy, 'default');
+    assert.equal(defaults.redisUrl, null);
+  });
+});
+
 describe('listening server', () => {
   it('shuts down gracefully: finishes the run in flight, refuses new connections, flushes the log', async () => {
     const lines: string[] = [];
