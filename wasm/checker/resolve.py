@@ -56,6 +56,10 @@ def fold_string(node, depth=0):
     return None, False
 
 
+# The only nodes that bind names the resolver follows.
+_BINDINGS = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, ast.NamedExpr)
+
+
 class Resolver:
     def __init__(self, prefer=lambda qualified: False):
         self.prefer = prefer
@@ -65,7 +69,7 @@ class Resolver:
 
     # -- collecting bindings -------------------------------------------------------------
     def collect(self, statements):
-        nodes = [node for statement in statements for node in ast.walk(statement)]
+        nodes = [node for statement in statements for node in ast.walk(statement) if isinstance(node, _BINDINGS)]
         for node in nodes:
             if isinstance(node, ast.Import):
                 for alias in node.names:
