@@ -5,12 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import { NbsError, type ErrorInfo } from '../errors.js';
 import { readPackageIndex, type PackageIndex } from './permissions/packages.js';
-import { DEFAULT_PERMISSION_CAPS, prepareRun, type PermissionCaps, type PreparedRun } from './permissions/grants.js';
+import { DEFAULT_PERMISSION_CAPS, prepareRun, type HostEvent, type PermissionCaps, type PreparedRun } from './permissions/grants.js';
 import { isolationReport, networkNamespacePrefix } from './isolation.js';
 import { locateRuntime, type RuntimeFiles } from './locate.js';
 import { SandboxProcess } from './process.js';
 import type { CellMessage, CellSource, RunLimits, SandboxMessage } from './protocol.js';
-import type { AuditEvent, CellResult, RunInput, RunOptions, RunResult, RunStatus, WrittenFile } from './types.js';
+import type { CellResult, RunInput, RunOptions, RunResult, RunStatus, WrittenFile } from './types.js';
 
 export interface SandboxOptions {
   /** Processes started ahead of time so a run need not wait for start-up. Default 1. */
@@ -92,7 +92,7 @@ interface RunContext {
   readonly limits: RunLimits;
   readonly timeoutMs: number;
   readonly prepared: PreparedRun;
-  readonly emit: (event: Omit<AuditEvent, 'runId' | 'time'>) => void;
+  readonly emit: (event: HostEvent) => void;
 }
 
 interface Outcome {
@@ -149,7 +149,7 @@ export class Sandbox implements AsyncDisposable {
     const cells = normaliseInput(input);
     const runId = randomUUID();
     const onAudit = options.onAudit ?? defaults.onAudit;
-    const emit = (event: Omit<AuditEvent, 'runId' | 'time'>): void => {
+    const emit = (event: HostEvent): void => {
       onAudit?.({ ...event, runId, time: new Date().toISOString() });
     };
     const prepared = await prepareRun(

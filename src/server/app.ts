@@ -11,7 +11,8 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { Store } from 'hono-rate-limiter';
 import type { Checker } from '../check/checker.js';
 import { NbsError, errorCodes, isNbsError, type ErrorCode } from '../errors.js';
-import { loadInputText } from '../notebook/index.js';
+import type { CheckResult } from '../check/types.js';
+import { loadInputText, type LoadedInput } from '../notebook/index.js';
 import type { Policy } from '../policy/load.js';
 import { deniedResult } from '../sandbox/denied.js';
 import type { GuardedFetch } from '../sandbox/permissions/net.js';
@@ -22,7 +23,7 @@ import type { AuditLogger } from './audit-log.js';
 import type { ServerConfig } from './config.js';
 import { openApiDocument } from './openapi.js';
 import { clientAddress, clientHash, rateLimit, requireApiKey } from './protection.js';
-import { readSubmission, validateSubmission, type Submission } from './submission.js';
+import { readSubmission, validateSubmission } from './submission.js';
 import type { WebAssets } from './web.js';
 
 export interface AppDeps {
@@ -163,24 +164,27 @@ export function createApp(deps: AppDeps): Api {
     return policy;
   };
 
-  const received = (c: Context<{ Variables: Variables }>, submission: Submission) =>
-    event(c, 'upload', { bytes: submission.bytes, sha256: submission.sha256, filename: submission.filename, kind: submission.kind });
-
-  app.post('/v1/check', validateSubmission, async (c) => {
+  /** The validated submission, logged as received, with its policy and loaded input. */
+  const receive = async (c: Context<{ Variables: Variables }>) => {
     const submission = await readSubmission(c, deps.fetchNotebook, config.bodyLimit);
-    received(c, submission);
+    event(c, 'upload', { bytes: submission.bytes, sha256: submission.sha256, filename: submission.filename, kind: submission.kind });
     const policy = policyFor(submission.policy);
-    const input = loadInputText(submission.kind, submission.text, policy.limits);
+    return { submission, policy, input: loadInputText(submission.kind, submission.text, policy.limits) };
+  };
+
+  const checkLogged = async (c: Context<{ Variables: Variables }>, input: LoadedInput, policy: Policy): Promise<CheckResult> => {
     const result = await deps.checker.check(input.check, policy);
     event(c, 'verdict', { verdict: result.verdict, policy: policy.id, rules: [...new Set(result.findings.map((finding) => finding.ruleId))] });
-    return c.json(result);
+    return result;
+  };
+
+  app.post('/v1/check', validateSubmission, async (c) => {
+    const { policy, input } = await receive(c);
+    return c.json(await checkLogged(c, input, policy));
   });
 
   app.post('/v1/run', validateSubmission, async (c) => {
-    const submission = await readSubmission(c, deps.fetchNotebook, config.bodyLimit);
-    received(c, submission);
-    const policy = policyFor(submission.policy);
-    const input = loadInputText(submission.kind, submission.text, policy.limits);
+    const { submission, policy, input } = await receive(c);
     if (!accepting || runs.running + runs.waiting >= config.maxConcurrentRuns + config.maxQueuedRuns) {
       c.header('Retry-After', '5');
       event(c, 'queue-full');
@@ -189,8 +193,7 @@ export function createApp(deps: AppDeps): Api {
     runs.waiting += 1;
     let result: RunResult;
     try {
-      const check = await deps.checker.check(input.check, policy);
-      event(c, 'verdict', { verdict: check.verdict, policy: policy.id, rules: [...new Set(check.findings.map((finding) => finding.ruleId))] });
+      const check = await checkLogged(c, input, policy);
       if (check.verdict === 'deny') {
         result = deniedResult(check);
       } else {

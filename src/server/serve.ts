@@ -10,7 +10,6 @@ import { RedisStore, type Store } from 'hono-rate-limiter';
 import { createClient } from 'redis';
 import { Checker } from '../check/checker.js';
 import { loadPolicy, shippedPolicyNames, type Policy } from '../policy/load.js';
-import { listedAddresses } from '../sandbox/permissions/grants.js';
 import { compileNetRules, createGuardedFetcher } from '../sandbox/permissions/net.js';
 import { createSandbox, type Sandbox } from '../sandbox/sandbox.js';
 import { createApp, type Api } from './app.js';
@@ -88,11 +87,12 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
     throw error;
   }
   const running = sandbox;
+  const fetchRules = compileNetRules({ allow: config.fetchHosts });
   const fetchNotebook =
     config.fetchHosts.length > 0
       ? createGuardedFetcher({
-          rules: compileNetRules({ allow: config.fetchHosts }),
-          allowAddresses: listedAddresses(config.fetchHosts),
+          rules: fetchRules,
+          allowAddresses: fetchRules.listedAddresses,
           maxResponseBytes: config.bodyLimit,
           timeoutMs: 30_000,
         })

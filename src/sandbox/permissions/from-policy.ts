@@ -18,14 +18,14 @@ export interface PermissionFlags {
 /** The policy's execution permissions; its static `imports.deny` list also binds at run time. */
 export function policyPermissions(policy: Policy): RunPermissions {
   const granted = policy.execution.permissions;
-  const kind = (name: PermissionKind): PermissionList => ({ allow: [...granted[name].allow], deny: [...granted[name].deny] });
+  const kind = (name: PermissionKind) => ({ allow: [...granted[name].allow], deny: [...granted[name].deny] });
   const importList = kind('import');
   return {
     read: kind('read'),
     write: kind('write'),
     net: kind('net'),
     env: kind('env'),
-    import: { allow: importList.allow ?? [], deny: [...new Set([...(importList.deny ?? []), ...policy.imports.deny])] },
+    import: { allow: importList.allow, deny: [...new Set([...importList.deny, ...policy.imports.deny])] },
   };
 }
 

@@ -7,11 +7,13 @@ import { NbsError } from '../../errors.js';
 import type { BrokerAnswer, FetchMessage, FilesMessage, RunGrants } from '../protocol.js';
 import type { AuditEvent, RunPermissions, WrittenFile } from '../types.js';
 import { grantedEnvironment, importLists } from './env.js';
+import { PERMISSION_KINDS } from './from-policy.js';
 import { isIP } from 'node:net';
 import { compileNetRules, createGuardedFetcher } from './net.js';
 import type { PackageIndex } from './packages.js';
 import { acceptWrittenFiles, collectReadGrants, readRules } from './paths.js';
 
+/** An audit event before the sandbox stamps it with the run id and time. */
 export type HostEvent = Omit<AuditEvent, 'runId' | 'time'>;
 
 export interface PermissionCaps {
@@ -50,14 +52,7 @@ function base64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
-/** IP addresses named in net allow entries (`10.0.0.5`, `10.0.0.5:80`, `[::1]:8080`): only these non-public addresses may be reached. */
-export function listedAddresses(entries: readonly string[]): string[] {
-  return entries
-    .map((entry) => entry.replace(/^\[([^\]]+)\](?::\d+)?$/, '$1').replace(/^([\d.]+):\d+$/, '$1'))
-    .filter((entry) => isIP(entry) !== 0);
-}
-
-const KINDS = new Set(['read', 'write', 'net', 'env', 'import']);
+const KINDS: ReadonlySet<string> = new Set(PERMISSION_KINDS);
 
 /** `{ kind: { allow?: string[], deny?: string[] } }` and nothing else. */
 function checkShape(permissions: unknown): asserts permissions is RunPermissions {
@@ -96,7 +91,8 @@ export async function prepareRun(
 
   const fetcher = createGuardedFetcher({
     rules,
-    allowAddresses: listedAddresses(permissions.net?.allow ?? []),
+    // Only a non-public address named by an allow entry itself may be reached.
+    allowAddresses: rules.listedAddresses,
     maxResponseBytes: caps.maxResponseBytes,
     timeoutMs: caps.requestTimeoutMs,
     ...(resolve ? { resolve: async (host: string) => (await resolve(host)).map((address) => ({ address, family: isIP(address) })) } : {}),

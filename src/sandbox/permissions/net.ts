@@ -30,6 +30,8 @@ export type NetDecision = 'allow' | 'deny' | 'unlisted';
 export interface NetRules {
   /** `hostname` as in a URL (case, trailing dot, brackets, IDN and IPv4 forms are normalised). */
   decide(hostname: string, port: number): NetDecision;
+  /** IP addresses named by allow entries, canonical: the non-public addresses a caller may list in `allowAddresses`. */
+  readonly listedAddresses: readonly string[];
 }
 
 export interface NetRuleLists {
@@ -127,6 +129,7 @@ export function compileNetRules(lists: NetRuleLists): NetRules {
   const allow = read(lists.allow);
   const deny = read(lists.deny);
   return {
+    listedAddresses: [...new Set(allow.filter((rule) => isIP(rule.host) !== 0).map((rule) => rule.host))],
     decide(hostname, port) {
       const host = normalizeHost(hostname);
       if (host === null || !Number.isInteger(port) || port < 0 || port > 65535) return 'deny';
