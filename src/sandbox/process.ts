@@ -23,12 +23,19 @@ export interface SandboxProcessOptions {
   readonly probeModule?: string;
   /** A Pyodide package directory (pyodide-lock.json and wheels) the process may read. */
   readonly packageDir?: string;
+  /**
+   * Start from a verified memory snapshot (`load`), or build one into a file and stop (`make`,
+   * the only case in which the process may write, and only that file).
+   */
+  readonly snapshot?: { readonly kind: 'load' | 'make'; readonly path: string };
 }
 
 export interface ReadyInfo {
   readonly python: string;
   readonly pyodide: string;
   readonly startupMs: number;
+  /** Whether the interpreter was restored from a snapshot. */
+  readonly snapshot: boolean;
 }
 
 export interface ProcessMemory {
@@ -41,8 +48,16 @@ type Child = ChildProcessByStdio<Writable, Readable, Readable>;
 const STDERR_TAIL_BYTES = 8192;
 
 function denoArguments(options: SandboxProcessOptions): string[] {
-  const { files, probeModule, packageDir } = options;
-  const readable = [files.pyodideDir, files.runtimeDir, files.wasmDir, ...(packageDir ? [packageDir] : []), ...(probeModule ? [probeModule] : [])];
+  const { files, probeModule, packageDir, snapshot } = options;
+  const readable = [
+    files.pyodideDir,
+    files.runtimeDir,
+    files.wasmDir,
+    ...(packageDir ? [packageDir] : []),
+    ...(snapshot?.kind === 'load' ? [snapshot.path] : []),
+    ...(probeModule ? [probeModule] : []),
+  ];
+  const snapshotArgument = !snapshot ? '-' : snapshot.kind === 'load' ? `load:${pathToFileURL(snapshot.path).href}` : `make:${snapshot.path}`;
   const directoryUrl = (path: string) => pathToFileURL(path).href.replace(/\/?$/, '/');
   return [
     'run',
@@ -54,7 +69,7 @@ function denoArguments(options: SandboxProcessOptions): string[] {
     '--cached-only',
     '--no-code-cache',
     `--allow-read=${readable.join(',')}`,
-    '--deny-write',
+    snapshot?.kind === 'make' ? `--allow-write=${snapshot.path}` : '--deny-write',
     '--deny-net',
     '--deny-env',
     '--deny-sys',
@@ -66,6 +81,7 @@ function denoArguments(options: SandboxProcessOptions): string[] {
     directoryUrl(files.pyodideDir),
     directoryUrl(files.wasmDir),
     packageDir ? directoryUrl(packageDir) : '-',
+    snapshotArgument,
     ...(probeModule ? [pathToFileURL(probeModule).href] : []),
   ];
 }
@@ -111,7 +127,7 @@ export class SandboxProcess {
       const onMessage = (message: SandboxMessage) => {
         if (message.t === 'ready') {
           this.listeners.delete(onMessage);
-          resolve({ python: message.python, pyodide: message.pyodide, startupMs: message.startupMs });
+          resolve({ python: message.python, pyodide: message.pyodide, startupMs: message.startupMs, snapshot: message.snapshot });
         } else if (message.t === 'fatal') {
           reject(new NbsError('NBS_SANDBOX_START_FAILED', undefined, { cause: new Error(message.message) }));
         }

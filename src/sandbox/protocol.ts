@@ -121,7 +121,8 @@ const filesMessage = v.strictObject({
 
 /** Sandbox → host. */
 export const sandboxMessageSchema = v.variant('t', [
-  v.strictObject({ t: v.literal('ready'), python: v.string(), pyodide: v.string(), startupMs: v.number() }),
+  v.strictObject({ t: v.literal('ready'), python: v.string(), pyodide: v.string(), startupMs: v.number(), snapshot: v.boolean() }),
+  v.strictObject({ t: v.literal('snapshot'), pyodide: v.string(), buildMs: v.number() }),
   cellMessage,
   fetchMessage,
   auditMessage,

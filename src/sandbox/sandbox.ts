@@ -3,20 +3,32 @@
  * time and memory guards from the host side, and turns what the process reports into a result.
  */
 import { randomUUID } from 'node:crypto';
+import { availableParallelism, totalmem } from 'node:os';
 import { NbsError, type ErrorInfo } from '../errors.js';
 import { readPackageIndex, type PackageIndex } from './permissions/packages.js';
 import { DEFAULT_PERMISSION_CAPS, prepareRun, type HostEvent, type PermissionCaps, type PreparedRun } from './permissions/grants.js';
 import { isolationReport, networkNamespacePrefix } from './isolation.js';
 import { locateRuntime, type RuntimeFiles } from './locate.js';
 import { SandboxProcess } from './process.js';
+import { verifySnapshot, type SnapshotCheck } from './snapshot.js';
 import type { CellMessage, CellSource, RunLimits, SandboxMessage } from './protocol.js';
 import type { CellResult, RunInput, RunOptions, RunResult, RunStatus, WrittenFile } from './types.js';
 
 export interface SandboxOptions {
-  /** Processes started ahead of time so a run need not wait for start-up. Default 1. */
+  /**
+   * Processes started ahead of time so a run need not wait for start-up. Each is used for one
+   * run and then replaced. Default: one per core, fewer when memory is short (see `defaultPoolSize`).
+   */
   readonly warmProcesses?: number;
-  /** Runs executing at once; further runs wait. Default 2. */
+  /** Runs executing at once; further runs wait. Default: one per core. */
   readonly maxConcurrentRuns?: number;
+  /** Runs that may wait for a free slot; one more fails with `NBS_BUSY`. Default 100. */
+  readonly maxQueuedRuns?: number;
+  /**
+   * Start processes from the start-up snapshot built by `npm run build` (`wasm/build/`) when it
+   * matches this installation. Default true; without a usable snapshot processes start plain.
+   */
+  readonly snapshot?: boolean;
   /** Defaults for every run; a run's own options override them. */
   readonly runDefaults?: RunOptions;
   /** How long a process may take to start before the run fails. Default 60 s. */
@@ -48,6 +60,20 @@ const LIMITS = {
 type Limit = keyof typeof LIMITS;
 
 const STARTUP_MESSAGE_BYTES = 64 * 1024;
+
+/** Memory one warm sandbox process is budgeted for when sizing the default pool. */
+const WARM_PROCESS_BUDGET_MB = 256;
+
+/** One warm process per core, but never more than a quarter of the machine's memory allows. */
+export function defaultPoolSize(): number {
+  const byMemory = Math.floor(totalmem() / 4 / (WARM_PROCESS_BUDGET_MB * 1024 * 1024));
+  return Math.max(1, Math.min(availableParallelism(), byMemory));
+}
+
+/** Delay before restarting warm processes after start-ups failed in a row (doubles, capped). */
+function refillBackoffMs(failuresInARow: number): number {
+  return failuresInARow === 0 ? 0 : Math.min(30_000, 500 * 2 ** (failuresInARow - 1));
+}
 
 /**
  * The most a run can legitimately send back: captured streams (stdout and stderr from Python,
@@ -99,10 +125,13 @@ interface Outcome {
   readonly kind: 'done' | 'fatal' | 'exit';
 }
 
-/** A counting semaphore with a FIFO queue. */
+/** A counting semaphore with a bounded FIFO queue. */
 class Slots {
   private readonly waiting: (() => void)[] = [];
-  constructor(private free: number) {}
+  constructor(
+    private free: number,
+    private readonly maxWaiting: number,
+  ) {}
   get queued(): number {
     return this.waiting.length;
   }
@@ -111,6 +140,7 @@ class Slots {
       this.free -= 1;
       return;
     }
+    if (this.waiting.length >= this.maxWaiting) throw new NbsError('NBS_BUSY');
     await new Promise<void>((resolve) => this.waiting.push(resolve));
   }
   release(): void {
@@ -120,19 +150,55 @@ class Slots {
   }
 }
 
+/** What `Sandbox.stats()` reports: the warm pool, the runs and how processes start. */
+export interface SandboxStats {
+  /** Processes started ahead of time and not yet handed out (some may still be starting). */
+  readonly warm: number;
+  /** Of those, the ones ready to run at once. */
+  readonly ready: number;
+  /** Warm processes the pool keeps. */
+  readonly poolSize: number;
+  readonly running: number;
+  readonly queued: number;
+  readonly maxConcurrentRuns: number;
+  readonly maxQueuedRuns: number;
+  /** Processes started since creation, and those that failed to start or died while waiting. */
+  readonly started: number;
+  readonly failedWarm: number;
+  /** `snapshot`: processes restore the start-up snapshot; `plain`: they start CPython from scratch. */
+  readonly startMode: 'snapshot' | 'plain';
+  /** Why there is no snapshot start, when there is none. */
+  readonly snapshotReason?: string;
+}
+
 export class Sandbox implements AsyncDisposable {
   private readonly warm: SandboxProcess[] = [];
+  private readonly readyProcesses = new WeakSet<SandboxProcess>();
   private readonly active = new Set<SandboxProcess>();
   private readonly slots: Slots;
+  private readonly poolSize: number;
+  private readonly maxConcurrentRuns: number;
+  private readonly maxQueuedRuns: number;
   private closed = false;
+  private started = 0;
+  private failedWarm = 0;
+  private failuresInARow = 0;
+  private refillTimer: NodeJS.Timeout | undefined;
 
   /** @internal use createSandbox */
   constructor(
     private readonly files: RuntimeFiles,
     private readonly options: SandboxOptions,
-    private readonly packageIndex?: PackageIndex,
+    private readonly packageIndex: PackageIndex | undefined,
+    private readonly snapshot: SnapshotCheck,
   ) {
-    this.slots = new Slots(options.maxConcurrentRuns ?? 2);
+    this.poolSize = options.warmProcesses ?? defaultPoolSize();
+    this.maxConcurrentRuns = options.maxConcurrentRuns ?? availableParallelism();
+    this.maxQueuedRuns = options.maxQueuedRuns ?? 100;
+    for (const [name, value, min] of [['warmProcesses', this.poolSize, 0], ['maxConcurrentRuns', this.maxConcurrentRuns, 1], ['maxQueuedRuns', this.maxQueuedRuns, 0]] as const) {
+      if (!Number.isInteger(value) || value < min || value > 1024) throw new NbsError('NBS_OPTION_INVALID', `${name} must be an integer from ${min} to 1024`);
+    }
+    this.slots = new Slots(this.maxConcurrentRuns, this.maxQueuedRuns);
     this.refill();
   }
 
@@ -176,9 +242,21 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
-  /** Processes waiting warm, runs executing and runs waiting for a slot. */
-  stats(): { warm: number; running: number; queued: number } {
-    return { warm: this.warm.length, running: this.active.size, queued: this.slots.queued };
+  /** The warm pool, the runs executing and waiting, and how processes start. */
+  stats(): SandboxStats {
+    return {
+      warm: this.warm.length,
+      ready: this.warm.filter((sandboxProcess) => this.readyProcesses.has(sandboxProcess)).length,
+      poolSize: this.poolSize,
+      running: this.active.size,
+      queued: this.slots.queued,
+      maxConcurrentRuns: this.maxConcurrentRuns,
+      maxQueuedRuns: this.maxQueuedRuns,
+      started: this.started,
+      failedWarm: this.failedWarm,
+      startMode: this.snapshot.usable ? 'snapshot' : 'plain',
+      ...(this.snapshot.usable ? {} : { snapshotReason: this.snapshot.reason }),
+    };
   }
 
   /** Resolves when the processes started ahead of time are ready (a server waits for it before listening). */
@@ -189,6 +267,7 @@ export class Sandbox implements AsyncDisposable {
   /** Stops every sandbox process; runs still executing end with status `killed`. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.refillTimer);
     const all = [...this.warm.splice(0), ...this.active];
     await Promise.all(all.map((sandboxProcess) => sandboxProcess.kill()));
   }
@@ -199,30 +278,63 @@ export class Sandbox implements AsyncDisposable {
 
   private spawn(): SandboxProcess {
     const useNamespace = this.options.networkNamespace ?? true;
-    return new SandboxProcess({
+    this.started += 1;
+    const sandboxProcess = new SandboxProcess({
       files: this.files,
       networkNamespace: useNamespace ? networkNamespacePrefix() : null,
       maxMessageBytes: STARTUP_MESSAGE_BYTES,
       ...(this.packageIndex ? { packageDir: this.packageIndex.dir } : {}),
+      ...(this.snapshot.usable ? { snapshot: { kind: 'load', path: this.snapshot.path } } : {}),
     });
+    sandboxProcess.ready.then(
+      () => {
+        this.readyProcesses.add(sandboxProcess);
+        this.failuresInARow = 0;
+      },
+      () => undefined,
+    );
+    return sandboxProcess;
   }
 
+  /**
+   * Tops the pool up to its size. A warm process that dies before it is handed out (crashed,
+   * killed from outside, failed to start) is dropped and replaced; start-ups that keep failing
+   * are retried with a growing delay instead of in a tight loop.
+   */
   private refill(): void {
-    const wanted = this.options.warmProcesses ?? 1;
-    while (!this.closed && this.warm.length < wanted) {
+    if (this.closed || this.refillTimer) return;
+    const delay = refillBackoffMs(this.failuresInARow);
+    if (delay > 0) {
+      this.refillTimer = setTimeout(() => {
+        this.refillTimer = undefined;
+        this.topUp();
+      }, delay);
+      this.refillTimer.unref();
+      return;
+    }
+    this.topUp();
+  }
+
+  private topUp(): void {
+    while (!this.closed && this.warm.length < this.poolSize) {
       const sandboxProcess = this.spawn();
       this.warm.push(sandboxProcess);
       void sandboxProcess.exited.then(() => {
         const position = this.warm.indexOf(sandboxProcess);
-        if (position >= 0) this.warm.splice(position, 1);
+        if (position < 0) return;
+        this.warm.splice(position, 1);
+        this.failedWarm += 1;
+        if (!this.readyProcesses.has(sandboxProcess)) this.failuresInARow += 1;
+        this.refill();
       });
     }
   }
 
   private take(): SandboxProcess {
-    let sandboxProcess = this.warm.shift();
-    while (sandboxProcess?.hasExited) sandboxProcess = this.warm.shift();
-    sandboxProcess ??= this.spawn();
+    // Prefer a process that is already up; one still starting is as good as a new one.
+    let position = this.warm.findIndex((candidate) => this.readyProcesses.has(candidate) && !candidate.hasExited);
+    if (position < 0) position = this.warm.findIndex((candidate) => !candidate.hasExited);
+    const sandboxProcess = position >= 0 ? this.warm.splice(position, 1)[0]! : this.spawn();
     this.active.add(sandboxProcess);
     this.refill();
     return sandboxProcess;
@@ -408,5 +520,6 @@ export async function createSandbox(options: SandboxOptions = {}): Promise<Sandb
   const files = locateRuntime();
   if (options.networkNamespace ?? true) networkNamespacePrefix();
   const packageIndex = options.packageDir === undefined ? undefined : readPackageIndex(options.packageDir);
-  return new Sandbox(files, options, packageIndex);
+  const snapshot: SnapshotCheck = options.snapshot === false ? { usable: false, reason: 'turned off' } : verifySnapshot(files);
+  return new Sandbox(files, options, packageIndex, snapshot);
 }

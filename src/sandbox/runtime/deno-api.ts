@@ -7,6 +7,8 @@ export interface DenoApi {
   readonly stdin: { readonly readable: ReadableStream<Uint8Array> };
   readonly stdout: { writeSync(bytes: Uint8Array): number };
   readTextFileSync(path: string | URL): string;
+  readFileSync(path: string | URL): Uint8Array;
+  writeFileSync(path: string | URL, data: Uint8Array): void;
   exit(code: number): never;
 }
 

@@ -45,6 +45,7 @@ interface PyodideApi {
   version: string;
   runPython(code: string, options?: { globals?: unknown; filename?: string }): unknown;
   setInterruptBuffer(buffer: Int32Array): void;
+  makeMemorySnapshot(): Uint8Array;
   loadPackage(
     names: string[],
     options: { messageCallback: (message: string) => void; errorCallback: (message: string) => void; checkIntegrity: boolean },
@@ -140,6 +141,7 @@ interface Interpreter {
   applyPermissions: PyProxyCallable;
   takeEvents: PyProxyCallable;
   raw: RawStreams;
+  python: string;
 }
 
 const BROKER_DEVICE = '/dev/nbsandbox-net';
@@ -272,7 +274,88 @@ function collectWrittenFiles(pyodide: PyodideApi, grants: RunGrants): { files: {
   return { files, truncated };
 }
 
-async function start(pyodideDirUrl: string, wasmDirUrl: string, packageDirUrl: string | null, interruptBuffer: Int32Array): Promise<Interpreter> {
+/** How this process gets its interpreter: a plain start, a restore, or building the snapshot. */
+export type SnapshotMode = { readonly kind: 'none' } | { readonly kind: 'load'; readonly url: string } | { readonly kind: 'make'; readonly path: string };
+
+/** The name under which the prepared runtime waits in a snapshot until the host side picks it up. */
+const RUNTIME_MODULE = '_nbsandbox_runtime';
+
+// Runtime Python runs in private namespaces, never in the user's __main__.
+function privateNamespace(pyodide: PyodideApi): PyNamespace {
+  return pyodide.runPython('dict()') as PyNamespace;
+}
+
+function runRuntimeFile(pyodide: PyodideApi, wasmDirUrl: string, file: string, title: string): PyNamespace {
+  const namespace = privateNamespace(pyodide);
+  pyodide.runPython(deno.readTextFileSync(new URL(file, wasmDirUrl)), { globals: namespace, filename: `<nbsandbox ${title}>` });
+  return namespace;
+}
+
+/**
+ * Python-side start-up: the runtime's own modules. Everything done here lives in the wasm heap,
+ * so it can be captured in a memory snapshot; nothing here may touch the host. The hardening
+ * comes later, in every process, because restoring a snapshot imports Pyodide's own modules,
+ * which the hardening blocks.
+ */
+function preparePython(pyodide: PyodideApi, wasmDirUrl: string): void {
+  const load = (file: string, title: string) => runRuntimeFile(pyodide, wasmDirUrl, file, title);
+  const runner = load('runner.py', 'runner');
+  runner.set('_transform_magics', load('checker/magics.py', 'magics').get('transform'));
+  runner.set('_run_awaitable', load('event_loop.py', 'event loop').get('run_awaitable'));
+  const permissions = load('permissions.py', 'permissions');
+  permissions.get('prepare')();
+  const handover = privateNamespace(pyodide);
+  for (const [name, from] of [['run_cell', runner], ['configure', runner], ['apply', permissions], ['take_events', permissions]] as const) {
+    handover.set(name, from.get(name));
+  }
+  const holder = privateNamespace(pyodide);
+  holder.set('handover', handover);
+  pyodide.runPython(`import sys, types\nsys.modules['${RUNTIME_MODULE}'] = types.SimpleNamespace(**handover)`, { globals: holder });
+}
+
+/**
+ * Start-up done in every process whether it restored a snapshot or not: close the routes to the
+ * host, wire the streams, interrupts and broker, give the run fresh randomness (a snapshot
+ * freezes the state of `random`), and harden Python last, before any user code.
+ */
+function attachHost(pyodide: PyodideApi, wasmDirUrl: string, interruptBuffer: Int32Array): Interpreter {
+  closeHostRoutes(pyodide);
+  pyodide.setInterruptBuffer(interruptBuffer);
+  const raw: RawStreams = { stdout: '', stderr: '', budget: 0, truncated: false };
+  captureRawStreams(pyodide, raw);
+  installBrokerDevice(pyodide);
+  const namespace = privateNamespace(pyodide);
+  pyodide.runPython(
+    [
+      'import os, sys',
+      `runtime = sys.modules.pop('${RUNTIME_MODULE}')`,
+      'os.chdir("/home/pyodide")',
+      "if 'random' in sys.modules: sys.modules['random'].seed()",
+      "if 'tempfile' in sys.modules: sys.modules['tempfile']._name_sequence = None",
+      'python = sys.version.split()[0]',
+    ].join('\n'),
+    { globals: namespace },
+  );
+  runRuntimeFile(pyodide, wasmDirUrl, 'harden.py', 'harden');
+  const runtime = namespace.get('runtime') as unknown as { run_cell: PyProxyCallable; configure: PyProxyCallable; apply: PyProxyCallable; take_events: PyProxyCallable };
+  return {
+    pyodide,
+    runCell: runtime.run_cell,
+    configure: runtime.configure,
+    applyPermissions: runtime.apply,
+    takeEvents: runtime.take_events,
+    raw,
+    python: String(namespace.get('python')),
+  };
+}
+
+async function start(
+  pyodideDirUrl: string,
+  wasmDirUrl: string,
+  packageDirUrl: string | null,
+  snapshot: SnapshotMode,
+  interruptBuffer: Int32Array,
+): Promise<Interpreter | null> {
   const startedAt = performance.now();
   capMemoryGrowth();
   const { loadPyodide } = (await import(new URL('pyodide.mjs', pyodideDirUrl).href)) as { loadPyodide: LoadPyodide };
@@ -287,41 +370,28 @@ async function start(pyodideDirUrl: string, wasmDirUrl: string, packageDirUrl: s
           packageCacheDir: decodeURIComponent(new URL(packageDirUrl).pathname),
         }
       : {}),
+    ...(snapshot.kind === 'make' ? { _makeSnapshot: true } : {}),
+    ...(snapshot.kind === 'load' ? { _loadSnapshot: deno.readFileSync(new URL(snapshot.url)) } : {}),
     jsglobals: Object.create(null),
     env: {},
     stdin: () => null,
     fullStdLib: false,
   });
-  closeHostRoutes(pyodide);
-  pyodide.setInterruptBuffer(interruptBuffer);
-  const raw: RawStreams = { stdout: '', stderr: '', budget: 0, truncated: false };
-  captureRawStreams(pyodide, raw);
-
-  // Runtime Python runs in private namespaces, never in the user's __main__.
-  const privateNamespace = () => pyodide.runPython('dict()') as PyNamespace;
-  const namespace = privateNamespace();
-  pyodide.runPython(deno.readTextFileSync(new URL('runner.py', wasmDirUrl)), { globals: namespace, filename: '<nbsandbox runner>' });
-  const magics = privateNamespace();
-  pyodide.runPython(deno.readTextFileSync(new URL('checker/magics.py', wasmDirUrl)), { globals: magics, filename: '<nbsandbox magics>' });
-  namespace.set('_transform_magics', magics.get('transform'));
-  const eventLoop = privateNamespace();
-  pyodide.runPython(deno.readTextFileSync(new URL('event_loop.py', wasmDirUrl)), { globals: eventLoop, filename: '<nbsandbox event loop>' });
-  namespace.set('_run_awaitable', eventLoop.get('run_awaitable'));
-  const runCell = namespace.get('run_cell');
-  const configure = namespace.get('configure');
-  const permissions = privateNamespace();
-  pyodide.runPython(deno.readTextFileSync(new URL('permissions.py', wasmDirUrl)), { globals: permissions, filename: '<nbsandbox permissions>' });
-  const applyPermissions = permissions.get('apply');
-  const takeEvents = permissions.get('take_events');
-  permissions.get('prepare')();
-  installBrokerDevice(pyodide);
-  pyodide.runPython(deno.readTextFileSync(new URL('harden.py', wasmDirUrl)), {
-    globals: privateNamespace(),
-    filename: '<nbsandbox harden>',
+  if (snapshot.kind !== 'load') preparePython(pyodide, wasmDirUrl);
+  if (snapshot.kind === 'make') {
+    deno.writeFileSync(snapshot.path, pyodide.makeMemorySnapshot());
+    scope.postMessage({ t: 'snapshot', pyodide: pyodide.version, buildMs: Math.round(performance.now() - startedAt) });
+    return null;
+  }
+  const interpreter = attachHost(pyodide, wasmDirUrl, interruptBuffer);
+  scope.postMessage({
+    t: 'ready',
+    python: interpreter.python,
+    pyodide: pyodide.version,
+    startupMs: Math.round(performance.now() - startedAt),
+    snapshot: snapshot.kind === 'load',
   });
-  const python = String(pyodide.runPython('import sys; sys.version.split()[0]', { globals: privateNamespace() }));
-  scope.postMessage({ t: 'ready', python, pyodide: pyodide.version, startupMs: Math.round(performance.now() - startedAt) });
-  return { pyodide, runCell, configure, applyPermissions, takeEvents, raw };
+  return interpreter;
 }
 
 function forwardAuditEvents(interpreter: Interpreter): void {
@@ -381,14 +451,14 @@ async function runCells(interpreter: Interpreter, cells: readonly CellSource[], 
   scope.postMessage({ t: 'done' });
 }
 
-let interpreter: Promise<Interpreter> | undefined;
+let interpreter: Promise<Interpreter | null> | undefined;
 
 scope.onmessage = (event: MessageEvent) => {
   const message = event.data as
-    | { t: 'init'; pyodideDirUrl: string; wasmDirUrl: string; packageDirUrl: string | null; interruptBuffer: Int32Array }
+    | { t: 'init'; pyodideDirUrl: string; wasmDirUrl: string; packageDirUrl: string | null; snapshot: SnapshotMode; interruptBuffer: Int32Array }
     | { t: 'run'; cells: CellSource[]; limits: RunLimits; grants: RunGrants };
   if (message.t === 'init') {
-    interpreter = start(message.pyodideDirUrl, message.wasmDirUrl, message.packageDirUrl, message.interruptBuffer);
+    interpreter = start(message.pyodideDirUrl, message.wasmDirUrl, message.packageDirUrl, message.snapshot, message.interruptBuffer);
     interpreter.catch((error: unknown) => scope.postMessage({ t: 'fatal', message: `start-up failed: ${String(error)}` }));
     return;
   }
@@ -397,6 +467,9 @@ scope.onmessage = (event: MessageEvent) => {
     return;
   }
   interpreter
-    .then((ready) => runCells(ready, message.cells, message.limits, message.grants))
+    .then((ready) => {
+      if (!ready) throw new Error('this process only builds a snapshot');
+      return runCells(ready, message.cells, message.limits, message.grants);
+    })
     .catch((error: unknown) => scope.postMessage({ t: 'fatal', message: `interpreter died: ${String(error)}` }));
 };

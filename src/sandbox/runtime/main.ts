@@ -5,11 +5,20 @@
  */
 import { deno, type WorkerConstructor } from './deno-api.js';
 import type { HostMessage } from '../protocol.js';
+import type { SnapshotMode } from './interpreter.js';
 
 // stdout carries the protocol: nothing else may write to it.
 console.log = console.info = console.debug = console.warn = console.error;
 
-const [pyodideDirUrl, wasmDirUrl, packageDirUrl, testModuleUrl] = deno.args;
+const [pyodideDirUrl, wasmDirUrl, packageDirUrl, snapshotArgument, testModuleUrl] = deno.args;
+
+/** `-`: plain start; `load:<file URL>`: restore a snapshot; `make:<path>`: build one and exit. */
+function snapshotMode(argument: string | undefined): SnapshotMode {
+  if (argument?.startsWith('load:')) return { kind: 'load', url: argument.slice(5) };
+  if (argument?.startsWith('make:')) return { kind: 'make', path: argument.slice(5) };
+  return { kind: 'none' };
+}
+
 const encoder = new TextEncoder();
 
 function send(message: unknown): void {
@@ -62,7 +71,14 @@ interpreter.onerror = (event) => {
   event.preventDefault();
   die(`interpreter failed: ${String(event.message)}`);
 };
-interpreter.postMessage({ t: 'init', pyodideDirUrl, wasmDirUrl, packageDirUrl: packageDirUrl === '-' ? null : packageDirUrl, interruptBuffer });
+interpreter.postMessage({
+  t: 'init',
+  pyodideDirUrl,
+  wasmDirUrl,
+  packageDirUrl: packageDirUrl === '-' ? null : packageDirUrl,
+  snapshot: snapshotMode(snapshotArgument),
+  interruptBuffer,
+});
 
 /** Test-only: the host started this process with a probe module that tries to reach the host. */
 async function probe(params: Record<string, string>): Promise<void> {
