@@ -1,7 +1,7 @@
 /**
  * nbsandbox: check and run untrusted notebooks and Python files in an isolated Pyodide sandbox.
  */
-export { createSandbox, Sandbox, type SandboxOptions } from './sandbox/sandbox.js';
+export { createSandbox, defaultPoolSize, Sandbox, type SandboxOptions, type SandboxStats } from './sandbox/sandbox.js';
 export type {
   AuditEvent,
   CellResult,

@@ -121,18 +121,26 @@ sys.modules['leaked_module'] = sys
 os.environ['LEAKED'] = 'yes'
 open('/tmp/leaked.txt', 'w').write('yes')
 os.makedirs('/home/pyodide/leaked', exist_ok=True)
-print(hash('seed-check'), random.random())
+import secrets, tempfile
+print(random.getrandbits(64), secrets.token_hex(8), next(tempfile._get_candidate_names()))
 `);
     assert.equal(first.status, 'ok', JSON.stringify(first.cells));
     const second = await sandbox.run(`
 import builtins, sys, os, random
 print('leaked_global' in globals(), hasattr(builtins, 'leaked_builtin'), 'leaked_module' in sys.modules,
       'LEAKED' in os.environ, os.path.exists('/tmp/leaked.txt'), os.path.exists('/home/pyodide/leaked'))
-print(hash('seed-check'), random.random())
+import secrets, tempfile
+print(random.getrandbits(64), secrets.token_hex(8), next(tempfile._get_candidate_names()))
 `);
     assert.equal(second.status, 'ok', JSON.stringify(second.cells));
-    const [leaks, seeds] = second.stdout.trim().split('\n');
+    const [leaks, randomness] = second.stdout.trim().split('\n');
     assert.equal(leaks, 'False False False False False False');
-    assert.notEqual(seeds, first.stdout.trim(), 'hash seed and random state repeat across runs');
+    // Both processes restore the same snapshot: each value must still be its own.
+    const firstValues = first.stdout.trim().split(' ');
+    const secondValues = (randomness ?? '').split(' ');
+    assert.equal(secondValues.length, 3);
+    for (const [index, name] of ['random', 'secrets', 'tempfile names'].entries()) {
+      assert.notEqual(secondValues[index], firstValues[index], `${name} repeat across runs`);
+    }
   });
 });
