@@ -218,7 +218,7 @@ async function runCommand(args: string[], demo: boolean): Promise<number> {
 
   // The sandbox process starts while the check runs; a deny closes it unused.
   const packageDir = values['package-dir'];
-  const sandbox = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1, ...(packageDir !== undefined ? { packageDir } : {}) });
+  const sandbox = await createSandbox({ warmProcesses: 0, maxConcurrentRuns: 1, ...(packageDir !== undefined ? { packageDir } : {}) });
   const stop = () => void sandbox.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

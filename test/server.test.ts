@@ -261,6 +261,27 @@ describe('HTTP API', () => {
     assert.equal((await first).status, 200);
   });
 
+  it('serves Prometheus metrics: pool, queue, verdict cache and requests by route; off when configured so', async () => {
+    const { api } = makeApi();
+    await api.app.request('/healthz');
+    await api.app.request('/v1/check', json({ source: `x = ${Date.now()}` }));
+    const response = await api.app.request('/metrics');
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const text = await response.text();
+    const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]);
+    const stats = sandbox.stats();
+    assert.equal(value('nbsandbox_sandbox_pool_size'), stats.poolSize);
+    assert.equal(value('nbsandbox_sandbox_snapshot_start'), stats.startMode === 'snapshot' ? 1 : 0);
+    assert.equal(value('nbsandbox_sandbox_processes_started_total'), stats.started);
+    assert.ok(value('nbsandbox_check_cache_misses_total') >= 1);
+    assert.match(text, /^nbsandbox_http_requests_total\{method="GET",route="\/healthz",status="200"\} 1$/m);
+    assert.match(text, /^nbsandbox_http_requests_total\{method="POST",route="\/v1\/check",status="200"\} 1$/m);
+    assert.match(text, /^nbsandbox_process_resident_memory_bytes \d+/m);
+    const off = makeApi({ NBS_METRICS: 'false' });
+    assert.equal((await off.api.app.request('/metrics')).status, 404);
+  });
+
   it('fetches a notebook by URL only from configured hosts, through the guarded fetcher', async () => {
     const source: Server = createServer((request, response) => response.end(request.url === '/nb.py' ? 'print("fetched")' : 'x'));
     await new Promise<void>((resolve) => source.listen(0, '127.0.0.1', resolve));

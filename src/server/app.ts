@@ -21,6 +21,7 @@ import type { Sandbox } from '../sandbox/sandbox.js';
 import type { RunResult } from '../sandbox/types.js';
 import type { AuditLogger } from './audit-log.js';
 import type { ServerConfig } from './config.js';
+import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { clientAddress, clientHash, rateLimit, requireApiKey } from './protection.js';
 import { readSubmission, validateSubmission } from './submission.js';
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps): Api {
   const runs = { running: 0, waiting: 0 };
   let active = 0;
   let accepting = true;
+  const metrics = config.metrics ? createMetrics({ sandbox: deps.sandbox, checker: deps.checker, runs: () => runs }) : null;
 
   const event = (c: Context<{ Variables: Variables }>, name: string, fields: Record<string, unknown> = {}) =>
     log.info({ event: name, requestId: c.get('requestId'), client: clientHash(c.get('client')), ...fields });
@@ -78,13 +80,15 @@ export function createApp(deps: AppDeps): Api {
     } finally {
       active -= 1;
     }
+    const elapsedMs = performance.now() - startedAt;
+    metrics?.observeRequest(c.req.method, c.req.routePath, c.res.status, elapsedMs / 1000);
     log.info({
       event: 'request',
       requestId: c.get('requestId'),
       method: c.req.method,
       route: c.req.routePath,
       status: c.res.status,
-      durationMs: Math.round(performance.now() - startedAt),
+      durationMs: Math.round(elapsedMs),
       client: clientHash(c.get('client')),
     });
   });
@@ -251,6 +255,13 @@ export function createApp(deps: AppDeps): Api {
       ready ? 200 : 503,
     );
   });
+  if (metrics) {
+    app.get('/metrics', async (c) => {
+      c.header('Content-Type', metrics.contentType);
+      c.header('Cache-Control', 'no-store');
+      return c.body(await metrics.render());
+    });
+  }
   app.get('/openapi.json', (c) => c.json(openApiDocument(deps.policies)));
 
   app.get('/', (c) => c.html(deps.web.page));

@@ -3,8 +3,10 @@
  * the server with a message naming the variable (never its value, which may be a secret).
  */
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import * as v from 'valibot';
 import { NbsError } from '../errors.js';
+import { defaultPoolSize } from '../sandbox/sandbox.js';
 
 export interface ServerConfig {
   readonly port: number;
@@ -29,6 +31,10 @@ export interface ServerConfig {
   /** Runs executing at once, and runs allowed to wait for one; beyond that, 503. */
   readonly maxConcurrentRuns: number;
   readonly maxQueuedRuns: number;
+  /** Sandbox processes kept started and ready ahead of runs. */
+  readonly warmSandboxes: number;
+  /** Serve Prometheus metrics at /metrics. */
+  readonly metrics: boolean;
   /** Longest run a request may ask for. */
   readonly maxRunTimeoutMs: number;
   /** Send Strict-Transport-Security (served over TLS or behind a TLS proxy). */
@@ -58,7 +64,9 @@ const envSchema = v.object({
   NBS_LOG_FILE: v.optional(v.pipe(v.string(), v.minLength(1))),
   NBS_POLICY: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024)), 'default'),
   NBS_FETCH_HOSTS: v.optional(list),
-  NBS_MAX_RUNS: v.optional(integer(1, 256), '2'),
+  NBS_MAX_RUNS: v.optional(integer(1, 256), String(availableParallelism())),
+  NBS_WARM_SANDBOXES: v.optional(integer(0, 256), String(defaultPoolSize())),
+  NBS_METRICS: v.optional(flag, 'true'),
   NBS_MAX_QUEUED_RUNS: v.optional(integer(0, 10_000), '16'),
   NBS_MAX_RUN_TIMEOUT_MS: v.optional(integer(1000, 3_600_000), '60000'),
   NBS_HSTS: v.optional(flag, 'false'),
@@ -93,6 +101,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     fetchHosts: e.NBS_FETCH_HOSTS ?? [],
     maxConcurrentRuns: e.NBS_MAX_RUNS,
     maxQueuedRuns: e.NBS_MAX_QUEUED_RUNS,
+    warmSandboxes: e.NBS_WARM_SANDBOXES,
+    metrics: e.NBS_METRICS,
     maxRunTimeoutMs: e.NBS_MAX_RUN_TIMEOUT_MS,
     hsts: e.NBS_HSTS,
     shutdownGraceMs: e.NBS_SHUTDOWN_GRACE_MS,

@@ -75,7 +75,8 @@ export function openApiDocument(policies: ReadonlyMap<string, Policy>): Record<s
         },
       },
       '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'Alive' } } } },
-      '/readyz': { get: { summary: 'Readiness and queue depth', responses: { '200': { description: 'Ready' }, '503': { description: 'Shutting down' } } } },
+      '/readyz': { get: { summary: 'Readiness, run queue, sandbox pool and verdict cache', responses: { '200': { description: 'Ready' }, '503': { description: 'Shutting down' } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics (unless NBS_METRICS=false)', responses: { '200': { description: 'Prometheus text format' } } } },
     },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
   };

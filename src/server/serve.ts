@@ -72,8 +72,15 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
   let redis: RedisConnection | null = null;
   try {
     await checker.warmUp();
-    sandbox = await createSandbox({ warmProcesses: config.maxConcurrentRuns, maxConcurrentRuns: config.maxConcurrentRuns });
+    sandbox = await createSandbox({
+      warmProcesses: config.warmSandboxes,
+      maxConcurrentRuns: config.maxConcurrentRuns,
+      // The server admits at most this many runs itself; the sandbox's queue only has to hold them.
+      maxQueuedRuns: config.maxQueuedRuns,
+    });
     await sandbox.warmUp();
+    const { startMode, snapshotReason } = sandbox.stats();
+    if (startMode !== 'snapshot') log.warn({ event: 'sandbox-plain-start', reason: snapshotReason });
     if (config.redisUrl) {
       // Commands fail at once while disconnected (instead of queueing), so the fallback store takes over.
       redis = createClient({ url: config.redisUrl, disableOfflineQueue: true });
