@@ -7,9 +7,15 @@ export interface DenoApi {
   readonly stdin: { readonly readable: ReadableStream<Uint8Array> };
   readonly stdout: { writeSync(bytes: Uint8Array): number };
   readTextFileSync(path: string | URL): string;
-  readFileSync(path: string | URL): Uint8Array;
+  openSync(path: string | URL): DenoFile;
   writeFileSync(path: string | URL, data: Uint8Array): void;
   exit(code: number): never;
+}
+
+export interface DenoFile {
+  statSync(): { size: number };
+  readSync(buffer: Uint8Array): number | null;
+  close(): void;
 }
 
 export const deno = (globalThis as unknown as { Deno: DenoApi }).Deno;

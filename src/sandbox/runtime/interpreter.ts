@@ -53,6 +53,7 @@ interface PyodideApi {
   setStdout(options: { write(bytes: Uint8Array): number }): void;
   setStderr(options: { write(bytes: Uint8Array): number }): void;
   mountNodeFS?: unknown;
+  _api?: { config?: { _loadSnapshot?: unknown } };
   FS: EmscriptenFs;
   _module: {
     HEAP8: Int8Array;
@@ -349,6 +350,38 @@ function attachHost(pyodide: PyodideApi, wasmDirUrl: string, interruptBuffer: In
   };
 }
 
+/**
+ * Reads a file straight into one JavaScript buffer. `Deno.readFileSync` goes through a native
+ * buffer of the same size first, which the allocator keeps: 30 MiB of idle memory per process.
+ */
+function readWhole(url: URL): Uint8Array {
+  const file = deno.openSync(url);
+  try {
+    const bytes = new Uint8Array(file.statSync().size);
+    let filled = 0;
+    while (filled < bytes.length) {
+      const read = file.readSync(bytes.subarray(filled));
+      if (read === null || read === 0) throw new Error('the snapshot ended early');
+      filled += read;
+    }
+    return bytes;
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * The snapshot's bytes are garbage once restored, but an idle process would keep them until
+ * its next collection, which may never come; collect now (the process starts with --expose-gc).
+ * `gc` stays defined (V8 makes it non-configurable); it only starts a collection, and Python
+ * has no way to reach JavaScript globals.
+ */
+function releaseSnapshotBuffer(pyodide: PyodideApi): void {
+  // Pyodide keeps its load options, the snapshot's bytes among them.
+  if (pyodide._api?.config) pyodide._api.config._loadSnapshot = undefined;
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
 async function start(
   pyodideDirUrl: string,
   wasmDirUrl: string,
@@ -371,13 +404,14 @@ async function start(
         }
       : {}),
     ...(snapshot.kind === 'make' ? { _makeSnapshot: true } : {}),
-    ...(snapshot.kind === 'load' ? { _loadSnapshot: deno.readFileSync(new URL(snapshot.url)) } : {}),
+    ...(snapshot.kind === 'load' ? { _loadSnapshot: readWhole(new URL(snapshot.url)) } : {}),
     jsglobals: Object.create(null),
     env: {},
     stdin: () => null,
     fullStdLib: false,
   });
-  if (snapshot.kind !== 'load') preparePython(pyodide, wasmDirUrl);
+  if (snapshot.kind === 'load') releaseSnapshotBuffer(pyodide);
+  else preparePython(pyodide, wasmDirUrl);
   if (snapshot.kind === 'make') {
     deno.writeFileSync(snapshot.path, pyodide.makeMemorySnapshot());
     scope.postMessage({ t: 'snapshot', pyodide: pyodide.version, buildMs: Math.round(performance.now() - startedAt) });
