@@ -1,21 +1,22 @@
-// HTTP throughput of POST /v1/check: autocannon against a real server started in this process
-// (rate limits off), with a 200-line notebook, beside a baseline measured in the same process:
-// the same number of checks called directly on a Checker (no HTTP).
+// HTTP throughput of POST /v1/check: autocannon in this process against a real server in its
+// own process (`nbsandbox serve`, rate limits off, audit log to /dev/null), with a 200-line
+// notebook, beside a baseline measured here: the same number of checks called directly on a
+// Checker (no HTTP).
 //
 // Two scenarios, because the checker keeps a verdict cache keyed by the request:
 //   same     the same notebook every request (after the first, every check is a cache hit);
 //   unique   a different notebook every request (one constant differs, so every check misses).
 //
-// The load generator runs on the server's own event loop, so the HTTP numbers include its cost.
+// The load generator and the server share this machine's cores, so the HTTP numbers include
+// the load generator's cost.
 // The baseline keeps one check in flight per checker worker: that is all the workers can take.
 // BENCH_DURATION (seconds, default 10) and BENCH_CONNECTIONS (default 10) change the load.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { availableParallelism } from 'node:os';
-import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { Checker, loadInputText, loadPolicy } from '../dist/index.js';
-import { readConfig } from '../dist/server/config.js';
-import { startServer } from '../dist/server/serve.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
@@ -105,8 +106,28 @@ function notebook(variant) {
 const body = (variant) => JSON.stringify({ notebook: JSON.parse(notebook(variant)) });
 const headers = { 'content-type': 'application/json' };
 
-const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
-const server = await startServer(readConfig({ PORT: '0', NBS_RATE_LIMIT_CHECK: '0', NBS_RATE_LIMIT_RUN: '0' }), { stream: discard });
+async function startServer() {
+  const probe = createServer();
+  await new Promise((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = probe.address().port;
+  await new Promise((resolve) => probe.close(resolve));
+  const env = { ...process.env, PORT: String(port), NBS_RATE_LIMIT_CHECK: '0', NBS_RATE_LIMIT_RUN: '0', NBS_RATE_LIMIT_OTHER: '0', NBS_LOG_FILE: '/dev/null' };
+  const child = spawn(process.execPath, ['dist/cli.js', 'serve'], { env, stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt += 1) {
+    if (attempt > 600) throw new Error('the server did not become ready');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (await fetch(`${url}/readyz`).then((response) => response.ok, () => false)) break;
+  }
+  return {
+    url,
+    close: async () => {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+const server = await startServer();
 
 // The notebook must be benign: one request first, and its verdict checked.
 const probe = await fetch(`${server.url}/v1/check`, { method: 'POST', headers, body: body(0) });

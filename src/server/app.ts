@@ -3,7 +3,7 @@
  * drive it with `app.request()` and the server entry point (serve.ts) wires the real pieces.
  */
 import { randomUUID } from 'node:crypto';
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { HTTPException } from 'hono/http-exception';
@@ -21,10 +21,11 @@ import type { Sandbox } from '../sandbox/sandbox.js';
 import type { RunResult } from '../sandbox/types.js';
 import type { AuditLogger } from './audit-log.js';
 import type { ServerConfig } from './config.js';
+import { CheckAnswers, type CheckLogFields } from './check-answers.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { clientAddress, clientHash, rateLimit, requireApiKey } from './protection.js';
-import { readSubmission, validateSubmission } from './submission.js';
+import { readSubmission, validateSubmission, type Submission } from './submission.js';
 import type { WebAssets } from './web.js';
 
 export interface AppDeps {
@@ -42,7 +43,7 @@ export interface AppDeps {
   readonly web: WebAssets;
 }
 
-type Variables = { requestId: string; client: string };
+type Variables = { requestId: string; client: string; answerKey: string | null };
 export type NbsApp = Hono<{ Variables: Variables }>;
 
 export interface Api {
@@ -61,7 +62,10 @@ export function createApp(deps: AppDeps): Api {
   const runs = { running: 0, waiting: 0 };
   let active = 0;
   let accepting = true;
-  const metrics = config.metrics ? createMetrics({ sandbox: deps.sandbox, checker: deps.checker, runs: () => runs }) : null;
+  const answers = new CheckAnswers();
+  const metrics = config.metrics
+    ? createMetrics({ sandbox: deps.sandbox, checker: deps.checker, answers: () => answers.stats(), runs: () => runs })
+    : null;
 
   const event = (c: Context<{ Variables: Variables }>, name: string, fields: Record<string, unknown> = {}) =>
     log.info({ event: name, requestId: c.get('requestId'), client: clientHash(c.get('client')), ...fields });
@@ -168,23 +172,54 @@ export function createApp(deps: AppDeps): Api {
     return policy;
   };
 
+  const uploadFields = (submission: Submission): Record<string, unknown> => ({
+    bytes: submission.bytes,
+    sha256: submission.sha256,
+    filename: submission.filename,
+    kind: submission.kind,
+  });
+  const verdictFields = (result: CheckResult, policy: Policy): Record<string, unknown> => ({
+    verdict: result.verdict,
+    policy: policy.id,
+    rules: [...new Set(result.findings.map((finding) => finding.ruleId))],
+  });
+
   /** The validated submission, logged as received, with its policy and loaded input. */
   const receive = async (c: Context<{ Variables: Variables }>) => {
     const submission = await readSubmission(c, deps.fetchNotebook, config.bodyLimit);
-    event(c, 'upload', { bytes: submission.bytes, sha256: submission.sha256, filename: submission.filename, kind: submission.kind });
+    event(c, 'upload', uploadFields(submission));
     const policy = policyFor(submission.policy);
     return { submission, policy, input: loadInputText(submission.kind, submission.text, policy.limits) };
   };
 
   const checkLogged = async (c: Context<{ Variables: Variables }>, input: LoadedInput, policy: Policy): Promise<CheckResult> => {
     const result = await deps.checker.check(input.check, policy);
-    event(c, 'verdict', { verdict: result.verdict, policy: policy.id, rules: [...new Set(result.findings.map((finding) => finding.ruleId))] });
+    event(c, 'verdict', verdictFields(result, policy));
     return result;
   };
 
-  app.post('/v1/check', validateSubmission, async (c) => {
-    const { policy, input } = await receive(c);
-    return c.json(await checkLogged(c, input, policy));
+  /** A JSON body seen before gets the answer it got then, without parsing (see check-answers.ts). */
+  const answerRepeatedCheck: MiddlewareHandler<{ Variables: Variables }> = async (c, next) => {
+    const contentType = c.req.header('content-type');
+    const key = CheckAnswers.keyOf(contentType, contentType?.toLowerCase().startsWith('application/json') ? await c.req.text() : '');
+    c.set('answerKey', key);
+    const cached = key === null ? undefined : answers.get(key);
+    if (!cached) return next();
+    event(c, 'upload', cached.log.upload);
+    event(c, 'verdict', { ...cached.log.verdict, cached: true });
+    return c.body(cached.body, 200, { 'Content-Type': 'application/json' });
+  };
+
+  app.post('/v1/check', answerRepeatedCheck, validateSubmission, async (c) => {
+    const { submission, policy, input } = await receive(c);
+    const result = await checkLogged(c, input, policy);
+    const body = JSON.stringify(result);
+    const key = c.get('answerKey');
+    if (key !== null && !submission.fetched) {
+      const log: CheckLogFields = { upload: uploadFields(submission), verdict: verdictFields(result, policy) };
+      answers.set(key, { body, log });
+    }
+    return c.body(body, 200, { 'Content-Type': 'application/json' });
   });
 
   app.post('/v1/run', validateSubmission, async (c) => {
@@ -251,6 +286,7 @@ export function createApp(deps: AppDeps): Api {
         runs: { running: runs.running, queued: runs.waiting, maxConcurrent: config.maxConcurrentRuns, maxQueued: config.maxQueuedRuns },
         sandboxes: deps.sandbox.stats(),
         checkCache: deps.checker.cacheStats(),
+        answerCache: answers.stats(),
       },
       ready ? 200 : 503,
     );

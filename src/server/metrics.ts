@@ -10,6 +10,8 @@ import type { Sandbox } from '../sandbox/sandbox.js';
 export interface MetricsSources {
   readonly sandbox: Sandbox;
   readonly checker: Checker;
+  /** The server's answer cache for repeated check bodies. */
+  readonly answers: () => { readonly hits: number; readonly misses: number; readonly entries: number };
   /** The server's own run queue (runs admitted to /v1/run). */
   readonly runs: () => { readonly running: number; readonly waiting: number };
 }
@@ -59,6 +61,8 @@ export function createMetrics(sources: MetricsSources): Metrics {
   total('nbsandbox_check_cache_hits_total', 'Checks answered from the verdict cache', () => sources.checker.cacheStats().hits);
   total('nbsandbox_check_cache_misses_total', 'Checks the verdict cache could not answer', () => sources.checker.cacheStats().misses);
   gauge('nbsandbox_check_cache_entries', 'Verdicts held in the cache', () => sources.checker.cacheStats().entries);
+  total('nbsandbox_check_answer_cache_hits_total', 'Check requests answered from the bytes of a body seen before', () => sources.answers().hits);
+  gauge('nbsandbox_check_answer_cache_entries', 'Answers held for repeated check bodies', () => sources.answers().entries);
 
   const requests = new Counter({
     name: 'nbsandbox_http_requests_total',

@@ -40,6 +40,8 @@ export interface Submission {
   readonly timeoutMs: number | undefined;
   readonly bytes: number;
   readonly sha256: string;
+  /** Fetched from a URL by the server (the same request may bring other code next time). */
+  readonly fetched: boolean;
 }
 
 /** A validation failure as our error, naming only the fields at fault. */
@@ -76,7 +78,13 @@ function kindOf(name: string): 'ipynb' | 'py' {
   throw new NbsError('NBS_INPUT_UNSUPPORTED_TYPE');
 }
 
-function described(kind: 'ipynb' | 'py', text: string, name: string, extra: { policy?: string | undefined; timeoutMs?: number | undefined }): Submission {
+function described(
+  kind: 'ipynb' | 'py',
+  text: string,
+  name: string,
+  extra: { policy?: string | undefined; timeoutMs?: number | undefined },
+  fetched = false,
+): Submission {
   const bytes = Buffer.from(text, 'utf8');
   return {
     kind,
@@ -86,6 +94,7 @@ function described(kind: 'ipynb' | 'py', text: string, name: string, extra: { po
     timeoutMs: extra.timeoutMs,
     bytes: bytes.length,
     sha256: createHash('sha256').update(bytes).digest('hex'),
+    fetched,
   };
 }
 
@@ -112,5 +121,5 @@ export async function readSubmission(c: Context, fetchNotebook: GuardedFetch | n
   }
   if (outcome.response.status !== 200) throw new NbsError('NBS_FETCH_REFUSED', `the server answered ${outcome.response.status}`);
   const name = new URL(outcome.response.url).pathname.split('/').pop() ?? 'notebook.ipynb';
-  return described(kindOf(name), decodeUtf8(outcome.response.body), name, body);
+  return described(kindOf(name), decodeUtf8(outcome.response.body), name, body, true);
 }
