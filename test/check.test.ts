@@ -3,7 +3,8 @@
  * the default policy, hostile sources that break the parser, and the shipped fixtures.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -82,6 +83,21 @@ describe('static check in wasm', { concurrency: 1 }, () => {
     assert.equal(after.misses - before.misses, 2);
     assert.deepEqual({ ...again, durationMs: 0 }, { ...first, durationMs: 0 });
     assert.equal(otherPolicy.policy.id, 'strict');
+  });
+
+  it('never answers from the cache once the policy changed, even under the same id', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nbs-cache-policy-'));
+    const file = join(dir, 'team.json');
+    const source = `import subprocess\nsubprocess.run(["ls", "${Date.now()}"])`;
+    writeFileSync(file, JSON.stringify({ id: 'team', version: '1.0.0', extends: 'default' }));
+    const before = await check(source, await loadPolicy(file));
+    writeFileSync(file, JSON.stringify({ id: 'team', version: '1.0.0', extends: 'default', rules: { 'NBS-PROC-001': 'off' } }));
+    const edited = await loadPolicy(file);
+    const after = await check(source, edited);
+    assert.equal(before.verdict, 'deny');
+    assert.ok(!ruleIds(after).includes('NBS-PROC-001'), 'the edited policy turned the rule off');
+    assert.notEqual(after.policy.hash, before.policy.hash);
+    assert.equal((await check(source, edited)).verdict, after.verdict, 'and the edited answer is cached in turn');
   });
 
   it('hands queued checks to a worker as soon as it is free (no check waits for the next caller)', async () => {

@@ -261,6 +261,30 @@ describe('HTTP API', () => {
     assert.equal((await first).status, 200);
   });
 
+  it('answers a repeated JSON check body from its bytes, logs it like any check, and keys it by policy too', async () => {
+    const { api, lines } = makeApi();
+    const body = { source: `import os\nos.system("repeat-${Date.now()}")` };
+    const first = await api.app.request('/v1/check', json(body));
+    const second = await api.app.request('/v1/check', json(body));
+    const firstText = await first.text();
+    assert.equal(second.status, 200);
+    assert.match(second.headers.get('content-type') ?? '', /^application\/json/);
+    assert.equal(second.headers.get('cache-control'), 'no-store');
+    assert.equal(await second.text(), firstText);
+    const verdicts = lines.filter((line) => line.event === 'verdict');
+    assert.equal(verdicts.length, 2, 'a hit is logged');
+    assert.equal(verdicts[1]?.['cached'], true);
+    assert.equal(verdicts[1]?.['verdict'], 'deny');
+    assert.equal(lines.filter((line) => line.event === 'upload').length, 2);
+    const ready = (await (await api.app.request('/readyz')).json()) as { answerCache: { hits: number } };
+    assert.equal(ready.answerCache.hits, 1);
+    const strict = (await (await api.app.request('/v1/check', json({ ...body, policy: 'strict' }))).json()) as { policy: { id: string } };
+    assert.equal(strict.policy.id, 'strict', 'another policy is another answer');
+    const invalid = await api.app.request('/v1/check', json({ source: 1 }));
+    assert.equal(invalid.status, 400);
+    assert.equal((await api.app.request('/v1/check', json({ source: 1 }))).status, 400, 'a refused body is never kept');
+  });
+
   it('serves Prometheus metrics: pool, queue, verdict cache and requests by route; off when configured so', async () => {
     const { api } = makeApi();
     await api.app.request('/healthz');
