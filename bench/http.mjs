@@ -106,18 +106,18 @@ function notebook(variant) {
 const body = (variant) => JSON.stringify({ notebook: JSON.parse(notebook(variant)) });
 const headers = { 'content-type': 'application/json' };
 
-async function startServer() {
+async function startServer(script = 'dist/cli.js', args = ['serve'], readyPath = '/readyz') {
   const probe = createServer();
   await new Promise((resolve) => probe.listen(0, '127.0.0.1', resolve));
   const port = probe.address().port;
   await new Promise((resolve) => probe.close(resolve));
   const env = { ...process.env, PORT: String(port), NBS_RATE_LIMIT_CHECK: '0', NBS_RATE_LIMIT_RUN: '0', NBS_RATE_LIMIT_OTHER: '0', NBS_LOG_FILE: '/dev/null' };
-  const child = spawn(process.execPath, ['dist/cli.js', 'serve'], { env, stdio: 'ignore' });
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
   for (let attempt = 0; ; attempt += 1) {
     if (attempt > 600) throw new Error('the server did not become ready');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    if (await fetch(`${url}/readyz`).then((response) => response.ok, () => false)) break;
+    if (await fetch(`${url}${readyPath}`, readyPath === '/readyz' ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then((response) => response.ok, () => false)) break;
   }
   return {
     url,
@@ -137,12 +137,15 @@ if (probe.status !== 200 || probed.verdict === 'deny') {
   throw new Error(`bench notebook refused: ${probe.status} ${JSON.stringify(probed).slice(0, 500)}`);
 }
 const codeLines = JSON.parse(notebook(0)).cells.filter((item) => item.cell_type === 'code').reduce((sum, item) => sum + item.source.length, 0);
-const cacheStats = async () => (await (await fetch(`${server.url}/readyz`)).json()).checkCache ?? null;
+const cacheStats = async () => {
+  const ready = await (await fetch(`${server.url}/readyz`)).json();
+  return { hits: ready.checkCache.hits + ready.answerCache.hits, misses: ready.checkCache.misses };
+};
 
-async function load(name, options) {
-  const before = await cacheStats();
-  const result = await autocannon({ url: `${server.url}/v1/check`, method: 'POST', headers, connections: CONNECTIONS, duration: DURATION, ...options });
-  const after = await cacheStats();
+async function load(name, options, target = server) {
+  const before = target === server ? await cacheStats() : null;
+  const result = await autocannon({ url: `${target.url}/v1/check`, method: 'POST', headers, connections: CONNECTIONS, duration: DURATION, ...options });
+  const after = target === server ? await cacheStats() : null;
   if (result.errors > 0 || result.timeouts > 0) console.error(`${name}: ${result.errors} errors, ${result.timeouts} timeouts`);
   return { result, hits: after && before ? after.hits - before.hits : null, misses: after && before ? after.misses - before.misses : null };
 }
@@ -151,6 +154,11 @@ const same = await load('same', { body: body(0) });
 let next = 1;
 const unique = await load('unique', { requests: [{ method: 'POST', headers, setupRequest: (request) => ({ ...request, body: body(next++) }) }] });
 await server.close();
+
+// The framework's ceiling on this machine: the same body to a bare Hono server.
+const bare = await startServer('bench/bare-hono.mjs', [], '/v1/check');
+const ceiling = await load('bare', { body: body(0) }, bare);
+await bare.close();
 
 // Baseline: what the handler does without HTTP (load the notebook text, check it), with the
 // server's worker count and one check in flight per worker (see the note at the top).
@@ -185,9 +193,9 @@ await checker.close();
 
 const round = (value, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
 const rows = [];
-for (const [name, run, directRate] of [
-  ['same notebook (verdict-cache hits)', same, sameDirect],
-  ['unique notebook per request (cache misses)', unique, uniqueDirect],
+for (const [name, run, directRate, target] of [
+  ['same notebook (cache hits)', same, sameDirect, '≥ 5000 req/s'],
+  ['unique notebook per request (cache misses)', unique, uniqueDirect, '≥ 150 req/s'],
 ]) {
   const { result } = run;
   rows.push({
@@ -200,11 +208,15 @@ for (const [name, run, directRate] of [
     'cache hits/misses': run.hits === null ? 'n/a' : `${run.hits}/${run.misses}`,
     'baseline checks/s (direct)': round(directRate),
     'ratio HTTP/direct': (result.requests.average / directRate).toFixed(2),
+    'bare Hono req/s': round(ceiling.result.requests.average),
+    'ratio HTTP/bare': (result.requests.average / ceiling.result.requests.average).toFixed(2),
+    target,
   });
 }
 console.log(
   `POST /v1/check, ${codeLines}-line notebook (${CELLS} code cells, ${Buffer.byteLength(body(0))} bytes), ` +
     `${CONNECTIONS} connections, ${DURATION} s each, ${WORKERS} checker workers; ` +
-    `baseline: loadInputText + Checker.check, ${WORKERS} in flight (its cache: ${directCache.hits} hits, ${directCache.misses} misses)`,
+    `baseline: loadInputText + Checker.check, ${WORKERS} in flight (its cache: ${directCache.hits} hits, ${directCache.misses} misses); ` +
+    `ceiling: bare Hono parsing the same body (bench/bare-hono.mjs), p50 ${ceiling.result.latency.p50} ms`,
 );
 console.table(rows);

@@ -78,12 +78,20 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [registry],
   });
 
+  // Label children looked up once per label set: prom-client hashes the label object on every call.
+  const requestChildren = new Map<string, Counter.Internal>();
+  const durationChildren = new Map<string, Histogram.Internal<'route'>>();
   return {
     contentType: registry.contentType,
     render: () => registry.metrics(),
     observeRequest(method, route, status, seconds) {
-      requests.inc({ method, route, status: String(status) });
-      durations.observe({ route }, seconds);
+      const key = `${method} ${status} ${route}`;
+      let counter = requestChildren.get(key);
+      if (!counter) requestChildren.set(key, (counter = requests.labels({ method, route, status: String(status) })));
+      counter.inc();
+      let histogram = durationChildren.get(route);
+      if (!histogram) durationChildren.set(route, (histogram = durations.labels({ route })));
+      histogram.observe(seconds);
     },
   };
 }
