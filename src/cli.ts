@@ -139,7 +139,7 @@ async function testCommand(args: string[]): Promise<number> {
   const policy = await loadPolicy(isDirectory ? (values.policy ?? 'default') : target);
   const dir = isDirectory ? target : shippedPolicyNames().includes(target) ? join(SHIPPED_POLICY_DIR, 'fixtures') : join(dirname(target), 'fixtures');
   if (!existsSync(dir)) throw new NbsError('NBS_INPUT_NOT_FOUND', 'no fixtures directory');
-  const checker = new Checker();
+  const checker = new Checker({ workers: 1 });
   try {
     const report = await runFixtures(dir, policy, checker);
     if (values.json) process.stdout.write(JSON.stringify(report) + '\n');

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 /**
  * The checker: long-lived worker threads running wasm/checker inside Pyodide. A request that
  * kills or hangs its worker gets a fail-closed result (an unparsable finding) and the worker is
@@ -12,7 +13,7 @@ import { SEVERITIES, type Severity } from '../policy/schema.js';
 import type { CheckInput, CheckResult, Finding, Verdict } from './types.js';
 
 export interface CheckerOptions {
-  /** Worker threads, each with its own Pyodide. Default 1. */
+  /** Worker threads, each with its own Pyodide (~3 s to start, started on first use). Default: one per core, at most 8. */
   readonly workers?: number;
   /** A check that takes longer is abandoned and its worker replaced. Default 30 s. */
   readonly timeoutMs?: number;
@@ -33,6 +34,11 @@ type Answer = string | null | NbsError;
 interface Job {
   readonly request: string;
   readonly resolve: (answer: Answer) => void;
+}
+
+/** One checker worker per core: checks are CPU-bound and never wait on I/O. */
+export function defaultCheckerWorkers(): number {
+  return Math.max(1, Math.min(8, availableParallelism()));
 }
 
 const rank = (severity: Severity): number => SEVERITIES.indexOf(severity);
@@ -135,7 +141,7 @@ export class Checker implements AsyncDisposable {
   private closed = false;
 
   constructor(options: CheckerOptions = {}) {
-    this.options = { workers: options.workers ?? 1, timeoutMs: options.timeoutMs ?? 30_000, stackSizeMb: options.stackSizeMb ?? 64 };
+    this.options = { workers: options.workers ?? defaultCheckerWorkers(), timeoutMs: options.timeoutMs ?? 30_000, stackSizeMb: options.stackSizeMb ?? 64 };
     this.cache = options.cache === false ? null : new VerdictCache(options.cache ?? {});
   }
 

@@ -28,7 +28,7 @@ export async function checkNotebook(input: CheckInput | string, options: CheckOp
   const checkInput: CheckInput =
     typeof input === 'string' ? (isMarimoSource(input) ? { kind: 'marimo', source: input } : { kind: 'cells', cells: [{ index: 0, source: input }] }) : input;
   if (options.checker) return options.checker.check(checkInput, policy);
-  const checker = new Checker();
+  const checker = new Checker({ workers: 1 });
   try {
     return await checker.check(checkInput, policy);
   } finally {

@@ -3,7 +3,6 @@
  * shuts down gracefully (stop accepting, let in-flight requests finish up to a deadline, stop
  * the sandboxes, flush the log).
  */
-import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { RedisStore, type Store } from 'hono-rate-limiter';
@@ -66,8 +65,8 @@ async function policyRegistry(defaultPolicy: string): Promise<{ policies: Map<st
 export async function startServer(config: ServerConfig, logOptions: AuditLogOptions = {}): Promise<RunningServer> {
   const log = createAuditLog({ file: config.logFile, ...logOptions });
   const { policies, defaultId } = await policyRegistry(config.policy);
-  // One checker worker per core: checks are short and the sandboxes mostly wait.
-  const checker = new Checker({ workers: Math.max(1, Math.min(8, availableParallelism())) });
+  // One checker worker per core (the default): checks are short and the sandboxes mostly wait.
+  const checker = new Checker();
   let sandbox: Sandbox | undefined;
   let redis: RedisConnection | null = null;
   try {
