@@ -11,7 +11,7 @@ from . import marimo
 from .catalogue import RANK, RULES, RULESET_VERSION
 from .policy import Policy
 from .resolve import Resolver
-from .rules import Context, analyse
+from .rules import Context, analyse, preorder
 from .text import short
 from .rules.table import prefer
 
@@ -192,9 +192,11 @@ def run(request):
     units = _marimo_units(request, findings, facts) if is_marimo else _cell_units(request, policy, findings, facts)
 
     resolver = Resolver(prefer)
+    orders = {}
     for unit in units:
         try:
-            resolver.collect(unit.statements)
+            orders[id(unit)] = preorder(unit.statements)
+            resolver.collect(unit.statements, orders[id(unit)])
         except (RecursionError, MemoryError):
             pass  # the analysis of this unit below reports it
     for unit in units:
@@ -203,7 +205,7 @@ def run(request):
                           findings.at_node(unit, rule_id, node, message, bandit, severity),
                           marimo=is_marimo)
         try:
-            analyse(unit.statements, context)
+            analyse(unit.statements, context, orders.pop(id(unit), None))
         except (RecursionError, MemoryError):
             findings.unparsable(unit.index, unit.cell_id, TOO_DEEP)
         except Exception:  # fail closed: what cannot be analysed is treated as unparsable

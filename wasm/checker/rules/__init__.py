@@ -57,7 +57,8 @@ class Context:
             return False
         try:
             statements = ast.parse(text, "<literal>", "exec").body
-            self.resolver.collect(statements)
+            order = preorder(statements)
+            self.resolver.collect(statements, order)
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             return False
 
@@ -65,7 +66,7 @@ class Context:
             self._emit(rule_id, at, message + " (in code run from a string)", bandit, severity)
 
         inner = Context(self.resolver, self.policy, emit_at_call, self.marimo, self.nesting + 1)
-        analyse(statements, inner)
+        analyse(statements, inner, order)
         return True
 
     def is_call_target(self, node):
@@ -73,14 +74,34 @@ class Context:
         return isinstance(parent, ast.Call) and parent.func is node
 
 
-def analyse(statements, context):
+def preorder(statements):
+    """Every node under the statements with its parent, depth first in source order: one walk
+    that both the binding collection and the analysis use."""
+    order = []
+    append = order.append
     stack = [(statement, None) for statement in reversed(statements)]
-    parents = context.parents
+    pop, push = stack.pop, stack.append
+    node_type = ast.AST
     while stack:
-        node, parent = stack.pop()
+        item = pop()
+        append(item)
+        node = item[0]
+        # ast.iter_child_nodes, inlined and pushed in reverse so that children pop in order.
+        for name in reversed(node._fields):
+            value = getattr(node, name, None)
+            if isinstance(value, node_type):
+                push((value, node))
+            elif isinstance(value, list):
+                for child in reversed(value):
+                    if isinstance(child, node_type):
+                        push((child, node))
+    return order
+
+
+def analyse(statements, context, order=None):
+    parents = context.parents
+    handlers = _HANDLERS
+    for node, parent in preorder(statements) if order is None else order:
         parents[id(node)] = parent
-        for handler in _HANDLERS.get(type(node), ()):
+        for handler in handlers.get(type(node), ()):
             handler(context, node, parent)
-        children = list(ast.iter_child_nodes(node))
-        for child in reversed(children):
-            stack.append((child, node))
