@@ -24,6 +24,7 @@ const USAGE = `Usage:
                 [--allow-import=<modules>] [--deny-import=…] [--package-dir <dir>] [--audit] [--json]
   nbsandbox test <policy|policy.json|fixtures-dir> [--policy <name|path>] [--json]
   nbsandbox serve
+  nbsandbox snapshot [--force]
   nbsandbox demo
   nbsandbox --help | --version
 
@@ -43,6 +44,8 @@ test    Run the annotated rule fixtures (# ruleid: / # ok: …) of a policy: pol
         a shipped policy, fixtures/ beside a policy file, or a fixtures directory.
 serve   Serve the HTTP API and web page (configured by environment variables: PORT, HOST,
         NBS_POLICY, REDIS_URL, NBS_API_KEYS, … — see the README).
+snapshot  Build the start-up snapshot sandboxes restore (npm run build does this), unless the
+        one there matches this installation; --force rebuilds it.
 demo    Run a small built-in notebook that prints, computes and tries to escape.
 
 Exit status of check: 0 allow or warn; 1 deny; 2 usage or input error.
@@ -253,6 +256,15 @@ async function runCommand(args: string[], demo: boolean): Promise<number> {
   }
 }
 
+async function snapshotCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { force: { type: 'boolean' } }, strict: true, allowPositionals: true });
+  if (positionals.length > 0) throw new UsageError('snapshot takes no file');
+  const { locateRuntime } = await import('./sandbox/locate.js');
+  const { describeSnapshot, ensureSnapshot } = await import('./sandbox/snapshot.js');
+  process.stdout.write(`${describeSnapshot(await ensureSnapshot(locateRuntime(), { force: values.force === true }))}\n`);
+  return 0;
+}
+
 async function serveCommand(args: string[]): Promise<number> {
   if (args.length > 0) throw new UsageError('serve takes no arguments; configure it with environment variables');
   const { readConfig } = await import('./server/config.js');
@@ -290,6 +302,8 @@ async function main(argv: string[]): Promise<number> {
         return await runCommand(rest, true);
       case 'serve':
         return await serveCommand(rest);
+      case 'snapshot':
+        return await snapshotCommand(rest);
       case '--version':
       case '-v': {
         const { createRequire } = await import('node:module');

@@ -157,6 +157,13 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     assert.match(warned.stdout, /verdict warn/);
   });
 
+  it('snapshot reports the start-up snapshot npm run build made, and takes no file', async () => {
+    const outcome = await nbsandbox('snapshot');
+    assert.equal(outcome.code, 0, outcome.stderr);
+    assert.match(outcome.stdout, /^snapshot up to date \(\d+\.\d MiB, Pyodide \d+\.\d+\.\d+\)\n$/);
+    assertOneLineError(await nbsandbox('snapshot', 'file.py'), 'NBS_USAGE');
+  });
+
   it('check --json prints one object with verdict, findings, cells, policy and duration', async () => {
     writeFileSync(join(dir, 'spawn.py'), 'import subprocess\nsubprocess.run(["id"])\n');
     const outcome = await nbsandbox('check', join(dir, 'spawn.py'), '--json', '--policy', 'strict');

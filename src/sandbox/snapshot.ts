@@ -123,3 +123,16 @@ export async function buildSnapshot(files: RuntimeFiles, paths: SnapshotPaths = 
     rmSync(partial, { force: true });
   }
 }
+
+/** Builds the snapshot unless the one on disk already matches this installation (or `force`). */
+export async function ensureSnapshot(files: RuntimeFiles, options: { force?: boolean } = {}): Promise<{ built: boolean; manifest: SnapshotManifest }> {
+  const current = verifySnapshot(files);
+  if (current.usable && !options.force) return { built: false, manifest: current.manifest };
+  return { built: true, manifest: await buildSnapshot(files) };
+}
+
+/** One line for people: what was built or found. */
+export function describeSnapshot(result: { built: boolean; manifest: SnapshotManifest }): string {
+  const size = `${(result.manifest.bytes / 2 ** 20).toFixed(1)} MiB, Pyodide ${result.manifest.pyodide}`;
+  return result.built ? `snapshot built in ${result.manifest.buildMs} ms: ${size}` : `snapshot up to date (${size})`;
+}
