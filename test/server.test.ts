@@ -282,6 +282,7 @@ describe('HTTP API', () => {
     assert.equal(strict.policy.id, 'strict', 'another policy is another answer');
     const invalid = await api.app.request('/v1/check', json({ source: 1 }));
     assert.equal(invalid.status, 400);
+    assert.equal(invalid.headers.get('cache-control'), 'no-store', 'errors are not cacheable either');
     assert.equal((await api.app.request('/v1/check', json({ source: 1 }))).status, 400, 'a refused body is never kept');
   });
 

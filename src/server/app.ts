@@ -122,9 +122,11 @@ export function createApp(deps: AppDeps): Api {
     }),
   );
 
+  // Set before the handler runs: a header added after it makes Hono copy the finished response,
+  // which halves the throughput of @hono/node-server (measured).
   app.use('/v1/*', async function noStore(c, next) {
-    await next();
     c.header('Cache-Control', 'no-store');
+    await next();
   });
 
   const keyOf = (c: Context) => (c as Context<{ Variables: Variables }>).get('client');
