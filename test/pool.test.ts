@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createSandbox, NbsError, type Sandbox } from '../dist/index.js';
+import { createSandbox, NbsError, Sandbox } from '../dist/index.js';
 import { locateRuntime } from '../dist/sandbox/locate.js';
 import { defaultSnapshotPaths, verifySnapshot } from '../dist/sandbox/snapshot.js';
 
@@ -141,5 +141,24 @@ describe('snapshot verification', () => {
     assert.equal(plain.stats().snapshotReason, 'turned off');
     const result = await plain.run('print("plain")');
     assert.equal(result.stdout, 'plain\n');
+  });
+});
+
+describe('a pool whose processes cannot start', () => {
+  it('backs off instead of restarting in a loop, says so, and fails a run with a clear error', async () => {
+    // A real pool whose runtime binary exits at once: every start-up fails.
+    const broken = new Sandbox({ ...locateRuntime(), denoPath: '/bin/false' }, { warmProcesses: 2, maxConcurrentRuns: 1 }, undefined, {
+      usable: false,
+      reason: 'test',
+    });
+    try {
+      await until(() => broken.stats().startFailuresInARow >= 3, 'three failed start-ups', 20_000);
+      const { started } = broken.stats();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.ok(broken.stats().started - started <= 2, `no tight restart loop (${broken.stats().started - started} more starts in 1.5 s)`);
+      await assert.rejects(broken.run('print(1)'), (error: unknown) => error instanceof NbsError && error.code === 'NBS_SANDBOX_START_FAILED');
+    } finally {
+      await broken.close();
+    }
   });
 });

@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Checker, createSandbox, loadPolicy, type Policy, type Sandbox } from '../dist/index.js';
+import { Checker, createSandbox, loadPolicy, Sandbox } from '../dist/index.js';
+import type { Policy } from '../dist/index.js';
+import { locateRuntime } from '../dist/sandbox/locate.js';
 import { createApp, type Api } from '../dist/server/app.js';
 import { createAuditLog } from '../dist/server/audit-log.js';
 import { readConfig } from '../dist/server/config.js';
@@ -29,7 +31,7 @@ let checker: Checker;
 let sandbox: Sandbox;
 let policies: Map<string, Policy>;
 
-function makeApi(env: Record<string, string> = {}, extra: { fetchHosts?: string[] } = {}): { api: Api; lines: LogLine[]; raw: string[] } {
+function makeApi(env: Record<string, string> = {}, extra: { fetchHosts?: string[]; sandbox?: Sandbox } = {}): { api: Api; lines: LogLine[]; raw: string[] } {
   const raw: string[] = [];
   const lines: LogLine[] = [];
   const log = createAuditLog({
@@ -44,7 +46,7 @@ function makeApi(env: Record<string, string> = {}, extra: { fetchHosts?: string[
   const fetchNotebook = extra.fetchHosts
     ? createGuardedFetcher({ rules: compileNetRules({ allow: extra.fetchHosts }), allowAddresses: ['127.0.0.1'], maxResponseBytes: config.bodyLimit })
     : null;
-  const api = createApp({ config, checker, sandbox, log, policies, defaultPolicy: 'default', fetchNotebook, web: readWebAssets() });
+  const api = createApp({ config, checker, sandbox: extra.sandbox ?? sandbox, log, policies, defaultPolicy: 'default', fetchNotebook, web: readWebAssets() });
   return { api, lines, raw };
 }
 
@@ -284,6 +286,28 @@ describe('HTTP API', () => {
     assert.equal(invalid.status, 400);
     assert.equal(invalid.headers.get('cache-control'), 'no-store', 'errors are not cacheable either');
     assert.equal((await api.app.request('/v1/check', json({ source: 1 }))).status, 400, 'a refused body is never kept');
+  });
+
+  it('answers /readyz 503 with a reason while sandbox processes keep failing to start', async () => {
+    // A real pool whose runtime binary exits at once: every start-up fails.
+    const broken = new Sandbox({ ...locateRuntime(), denoPath: '/bin/false' }, { warmProcesses: 1 }, undefined, { usable: false, reason: 'test' });
+    try {
+      const { api } = makeApi({}, { sandbox: broken });
+      let response: Response | undefined;
+      for (let attempt = 0; attempt < 200; attempt += 1) {
+        response = await api.app.request('/readyz');
+        if (response.status === 503) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(response?.status, 503);
+      const body = (await response?.json()) as { ready: boolean; reason: string; sandboxes: { startFailuresInARow: number } };
+      assert.equal(body.ready, false);
+      assert.equal(body.reason, 'sandbox processes keep failing to start');
+      assert.ok(body.sandboxes.startFailuresInARow >= 3);
+      assert.equal((await makeApi().api.app.request('/readyz')).status, 200, 'a working pool is ready');
+    } finally {
+      await broken.close();
+    }
   });
 
   it('serves Prometheus metrics: pool, queue, verdict cache and requests by route; off when configured so', async () => {

@@ -165,6 +165,8 @@ export interface SandboxStats {
   /** Processes started since creation, and those that failed to start or died while waiting. */
   readonly started: number;
   readonly failedWarm: number;
+  /** Warm processes that failed to start since the last one that did; the pool backs off meanwhile. */
+  readonly startFailuresInARow: number;
   /** `snapshot`: processes restore the start-up snapshot; `plain`: they start CPython from scratch. */
   readonly startMode: 'snapshot' | 'plain';
   /** Why there is no snapshot start, when there is none. */
@@ -254,6 +256,7 @@ export class Sandbox implements AsyncDisposable {
       maxQueuedRuns: this.maxQueuedRuns,
       started: this.started,
       failedWarm: this.failedWarm,
+      startFailuresInARow: this.failuresInARow,
       startMode: this.snapshot.usable ? 'snapshot' : 'plain',
       ...(this.snapshot.usable ? {} : { snapshotReason: this.snapshot.reason }),
     };

@@ -43,6 +43,9 @@ export interface AppDeps {
   readonly web: WebAssets;
 }
 
+/** Warm sandbox start-ups failed in a row before /readyz reports the instance not ready. */
+const SANDBOX_FAILURES_NOT_READY = 3;
+
 type Variables = { requestId: string; client: string; answerKey: string | null };
 export type NbsApp = Hono<{ Variables: Variables }>;
 
@@ -281,12 +284,16 @@ export function createApp(deps: AppDeps): Api {
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', (c) => {
-    const ready = accepting;
+    const sandboxes = deps.sandbox.stats();
+    // Busy sandboxes are normal; sandboxes that cannot even start mean runs here would fail.
+    const failing = sandboxes.startFailuresInARow >= SANDBOX_FAILURES_NOT_READY;
+    const ready = accepting && !failing;
     return c.json(
       {
         ready,
+        ...(!accepting ? { reason: 'shutting down' } : failing ? { reason: 'sandbox processes keep failing to start' } : {}),
         runs: { running: runs.running, queued: runs.waiting, maxConcurrent: config.maxConcurrentRuns, maxQueued: config.maxQueuedRuns },
-        sandboxes: deps.sandbox.stats(),
+        sandboxes,
         checkCache: deps.checker.cacheStats(),
         answerCache: answers.stats(),
       },

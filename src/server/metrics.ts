@@ -56,6 +56,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
     pool().startMode === 'snapshot' ? 1 : 0,
   );
   total('nbsandbox_sandbox_processes_started_total', 'Sandbox processes started', () => pool().started);
+  gauge('nbsandbox_sandbox_start_failures_in_a_row', 'Warm sandbox start-ups that failed since the last one that worked', () => pool().startFailuresInARow);
   total('nbsandbox_sandbox_warm_failures_total', 'Warm sandbox processes that failed to start or died before use', () => pool().failedWarm);
   gauge('nbsandbox_runs_admitted', 'Runs admitted by the server and not yet finished', () => sources.runs().running + sources.runs().waiting);
   total('nbsandbox_check_cache_hits_total', 'Checks answered from the verdict cache', () => sources.checker.cacheStats().hits);
