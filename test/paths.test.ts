@@ -146,6 +146,11 @@ describe('host read grants', () => {
     assert.equal(deniedEvent(result.events, join(data, 'loop'))?.reason, 'symlink loop');
     assert.equal(deniedEvent(result.events, join(data, 'dangling'))?.reason, 'not found');
     assert.ok(result.events.some((event) => event.value === data && event.allowed));
+    assert.deepEqual(
+      [...result.refused].sort(),
+      [join(data, 'secret'), join(data, 'to-outside'), join(data, 'to-secret')].sort(),
+      'refused by the rules (not missing, not a loop): these fail as denials inside the run',
+    );
     assert.equal(result.directories[0], data);
     assert.ok(result.directories.includes(join(data, 'to-shared')));
     assert.ok(result.directories.includes(join(data, 'sub')));

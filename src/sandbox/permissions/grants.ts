@@ -107,12 +107,7 @@ export async function prepareRun(
     // Paths the host refused on the way (denied entries, symlinks out) fail inside as denials.
     read: {
       allow: read.allow,
-      deny: [
-        ...read.deny,
-        ...collected.events
-          .filter((event) => !event.allowed && (event.reason === 'denied' || event.reason === 'symlink target not granted'))
-          .map((event) => event.value),
-      ],
+      deny: [...read.deny, ...collected.refused],
     },
     write,
     imports,

@@ -62,6 +62,11 @@ export interface ReadGrants {
   /** Virtual directories to create, parents first; ancestors of the grant entries are not listed. */
   readonly directories: readonly string[];
   readonly events: readonly PathEvent[];
+  /**
+   * Virtual paths under a grant that the rules refused (a denied entry, a symlink leading out of
+   * the grants), at most MAX_REFUSED: inside the run they fail as denials, not as missing files.
+   */
+  readonly refused: readonly string[];
 }
 
 export interface ReadCaps {
@@ -85,6 +90,7 @@ export interface AcceptedWrites {
 const MAX_PATH_LENGTH = 4096;
 const MAX_RULE_ENTRIES = 1024;
 const MAX_SKIP_EVENTS = 100;
+const MAX_REFUSED = 1000;
 const READ_CHUNK = 64 * 1024;
 // Not every platform has these flags; 0 leaves them out of the open mode.
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
@@ -219,8 +225,14 @@ export async function collectReadGrants(rules: PathRules, caps: ReadCaps): Promi
   const files: GrantedFile[] = [];
   const directories: string[] = [];
   const events: PathEvent[] = [];
+  const refused: string[] = [];
   let totalBytes = 0;
   let skipped = 0;
+
+  const refuse = (value: string, reason: string): void => {
+    if (refused.length < MAX_REFUSED) refused.push(value);
+    skip(value, reason);
+  };
 
   const skip = (value: string, reason: string): void => {
     skipped += 1;
@@ -286,7 +298,7 @@ export async function collectReadGrants(rules: PathRules, caps: ReadCaps): Promi
         continue;
       }
       if (rulesMatcher.decide(childReal) === 'allow') await visit(childVirtual, childReal, below);
-      else skip(childVirtual, isLink ? 'symlink target not granted' : 'denied');
+      else refuse(childVirtual, isLink ? 'symlink target not granted' : 'denied');
     }
   };
 
@@ -300,6 +312,7 @@ export async function collectReadGrants(rules: PathRules, caps: ReadCaps): Promi
     }
     if (rulesMatcher.decide(realRoot) !== 'allow') {
       events.push({ kind: 'read', value: entry, allowed: false, reason: 'denied' });
+      refused.push(entry);
       continue;
     }
     events.push({ kind: 'read', value: entry, allowed: true });
@@ -308,7 +321,7 @@ export async function collectReadGrants(rules: PathRules, caps: ReadCaps): Promi
   if (skipped > MAX_SKIP_EVENTS) {
     events.push({ kind: 'read', value: '*', allowed: false, reason: `${skipped - MAX_SKIP_EVENTS} more skipped paths not listed` });
   }
-  return { files, directories, events };
+  return { files, directories, events, refused };
 }
 
 /** The normalised virtual path, or undefined for one that is not a plain absolute path. */
