@@ -20,7 +20,7 @@ export interface SandboxOptions {
    * run and then replaced. Default: one per core, fewer when memory is short (see `defaultPoolSize`).
    */
   readonly warmProcesses?: number;
-  /** Runs executing at once; further runs wait. Default: one per core. */
+  /** Runs executing at once; further runs wait. Default: the same as the pool (`defaultPoolSize`). */
   readonly maxConcurrentRuns?: number;
   /** Runs that may wait for a free slot; one more fails with `NBS_BUSY`. Default 100. */
   readonly maxQueuedRuns?: number;
@@ -195,7 +195,7 @@ export class Sandbox implements AsyncDisposable {
     private readonly snapshot: SnapshotCheck,
   ) {
     this.poolSize = options.warmProcesses ?? defaultPoolSize();
-    this.maxConcurrentRuns = options.maxConcurrentRuns ?? availableParallelism();
+    this.maxConcurrentRuns = options.maxConcurrentRuns ?? defaultPoolSize();
     this.maxQueuedRuns = options.maxQueuedRuns ?? 100;
     for (const [name, value, min] of [['warmProcesses', this.poolSize, 0], ['maxConcurrentRuns', this.maxConcurrentRuns, 1], ['maxQueuedRuns', this.maxQueuedRuns, 0]] as const) {
       if (!Number.isInteger(value) || value < min || value > 1024) throw new NbsError('NBS_OPTION_INVALID', `${name} must be an integer from ${min} to 1024`);

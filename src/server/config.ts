@@ -3,7 +3,6 @@
  * the server with a message naming the variable (never its value, which may be a secret).
  */
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
 import * as v from 'valibot';
 import { NbsError } from '../errors.js';
 import { defaultPoolSize } from '../sandbox/sandbox.js';
@@ -64,7 +63,7 @@ const envSchema = v.object({
   NBS_LOG_FILE: v.optional(v.pipe(v.string(), v.minLength(1))),
   NBS_POLICY: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024)), 'default'),
   NBS_FETCH_HOSTS: v.optional(list),
-  NBS_MAX_RUNS: v.optional(integer(1, 256), String(availableParallelism())),
+  NBS_MAX_RUNS: v.optional(integer(1, 256), String(defaultPoolSize())),
   NBS_WARM_SANDBOXES: v.optional(integer(0, 256), String(defaultPoolSize())),
   NBS_METRICS: v.optional(flag, 'true'),
   NBS_MAX_QUEUED_RUNS: v.optional(integer(0, 10_000), '16'),
