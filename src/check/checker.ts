@@ -1,9 +1,9 @@
-import { availableParallelism } from 'node:os';
 /**
  * The checker: long-lived worker threads running wasm/checker inside Pyodide. A request that
  * kills or hangs its worker gets a fail-closed result (an unparsable finding) and the worker is
  * replaced; the host never crashes on hostile source.
  */
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { NbsError } from '../errors.js';

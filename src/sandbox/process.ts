@@ -95,6 +95,7 @@ export class SandboxProcess {
   private readonly listeners = new Set<(message: SandboxMessage) => void>();
   private stderrTail = '';
   private exitedFlag = false;
+  private readyFlag = false;
   private failure: NbsError | undefined;
   private incomingBudget: number;
 
@@ -136,6 +137,7 @@ export class SandboxProcess {
       const onMessage = (message: SandboxMessage) => {
         if (message.t === 'ready') {
           this.listeners.delete(onMessage);
+          this.readyFlag = true;
           resolve({ python: message.python, pyodide: message.pyodide, startupMs: message.startupMs, snapshot: message.snapshot });
         } else if (message.t === 'fatal') {
           reject(new NbsError('NBS_SANDBOX_START_FAILED', undefined, { cause: new Error(message.message) }));
@@ -149,6 +151,11 @@ export class SandboxProcess {
 
   get hasExited(): boolean {
     return this.exitedFlag;
+  }
+
+  /** The interpreter reported ready (it may have exited since). */
+  get hasStarted(): boolean {
+    return this.readyFlag;
   }
 
   /** The error that ended this process, if the host ended it for misbehaving. */

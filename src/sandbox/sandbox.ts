@@ -175,7 +175,6 @@ export interface SandboxStats {
 
 export class Sandbox implements AsyncDisposable {
   private readonly warm: SandboxProcess[] = [];
-  private readonly readyProcesses = new WeakSet<SandboxProcess>();
   private readonly active = new Set<SandboxProcess>();
   private readonly slots: Slots;
   private readonly poolSize: number;
@@ -248,7 +247,7 @@ export class Sandbox implements AsyncDisposable {
   stats(): SandboxStats {
     return {
       warm: this.warm.length,
-      ready: this.warm.filter((sandboxProcess) => this.readyProcesses.has(sandboxProcess)).length,
+      ready: this.warm.filter((sandboxProcess) => sandboxProcess.hasStarted).length,
       poolSize: this.poolSize,
       running: this.active.size,
       queued: this.slots.queued,
@@ -291,7 +290,6 @@ export class Sandbox implements AsyncDisposable {
     });
     sandboxProcess.ready.then(
       () => {
-        this.readyProcesses.add(sandboxProcess);
         this.failuresInARow = 0;
       },
       () => undefined,
@@ -327,7 +325,7 @@ export class Sandbox implements AsyncDisposable {
         if (position < 0) return;
         this.warm.splice(position, 1);
         this.failedWarm += 1;
-        if (!this.readyProcesses.has(sandboxProcess)) this.failuresInARow += 1;
+        if (!sandboxProcess.hasStarted) this.failuresInARow += 1;
         this.refill();
       });
     }
@@ -335,7 +333,7 @@ export class Sandbox implements AsyncDisposable {
 
   private take(): SandboxProcess {
     // Prefer a process that is already up; one still starting is as good as a new one.
-    let position = this.warm.findIndex((candidate) => this.readyProcesses.has(candidate) && !candidate.hasExited);
+    let position = this.warm.findIndex((candidate) => candidate.hasStarted && !candidate.hasExited);
     if (position < 0) position = this.warm.findIndex((candidate) => !candidate.hasExited);
     const sandboxProcess = position >= 0 ? this.warm.splice(position, 1)[0]! : this.spawn();
     this.active.add(sandboxProcess);

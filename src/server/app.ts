@@ -25,7 +25,7 @@ import { CheckAnswers, type CheckLogFields } from './check-answers.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { clientAddress, clientHash, rateLimit, requireApiKey } from './protection.js';
-import { readSubmission, validateSubmission, type Submission } from './submission.js';
+import { mediaTypeOf, readSubmission, validateSubmission, type Submission } from './submission.js';
 import type { WebAssets } from './web.js';
 
 export interface AppDeps {
@@ -205,8 +205,8 @@ export function createApp(deps: AppDeps): Api {
 
   /** A JSON body seen before gets the answer it got then, without parsing (see check-answers.ts). */
   const answerRepeatedCheck: MiddlewareHandler<{ Variables: Variables }> = async (c, next) => {
-    const contentType = c.req.header('content-type');
-    const key = CheckAnswers.keyOf(contentType, contentType?.toLowerCase().startsWith('application/json') ? await c.req.text() : '');
+    // Only JSON bodies are kept: multipart bodies differ in their boundary every time.
+    const key = mediaTypeOf(c) === 'application/json' ? CheckAnswers.keyOf(await c.req.text()) : null;
     c.set('answerKey', key);
     const cached = key === null ? undefined : answers.get(key);
     if (!cached) return next();

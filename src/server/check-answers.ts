@@ -9,7 +9,6 @@
  * This sits in front of the checker's own verdict cache, which catches the same code arriving
  * in different bytes (another upload form, other outputs or metadata).
  */
-import { createHash } from 'node:crypto';
 import { VerdictCache, type VerdictCacheOptions } from '../check/verdict-cache.js';
 
 /** What the audit log says about a check, kept with the answer so a hit is logged like a miss. */
@@ -30,10 +29,9 @@ export class CheckAnswers {
     this.cache = new VerdictCache(options);
   }
 
-  /** The cache key of a raw JSON body; null when the body is not JSON. */
-  static keyOf(contentType: string | undefined, body: string): string | null {
-    if ((contentType ?? '').split(';')[0]?.trim().toLowerCase() !== 'application/json') return null;
-    return createHash('sha256').update(body).digest('hex');
+  /** The cache key of a raw JSON body. */
+  static keyOf(body: string): string {
+    return VerdictCache.keyOf(body);
   }
 
   get(key: string): CachedAnswer | undefined {

@@ -56,9 +56,14 @@ function validationHook(result: { success: boolean; issues?: readonly v.BaseIssu
 const jsonValidator = vValidator('json', jsonSubmissionSchema, validationHook);
 const formValidator = vValidator('form', formSubmissionSchema, validationHook);
 
+/** The request's media type without parameters, lower-cased ('' when there is none). */
+export function mediaTypeOf(c: Context): string {
+  return (c.req.header('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
 /** Validates the body by its media type; anything but JSON and multipart is 415. */
 export const validateSubmission: MiddlewareHandler = async (c, next) => {
-  const type = (c.req.header('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
+  const type = mediaTypeOf(c);
   if (type === 'application/json') return jsonValidator(c, next);
   if (type === 'multipart/form-data') return formValidator(c, next);
   throw new NbsError('NBS_MEDIA_TYPE_UNSUPPORTED');
@@ -100,8 +105,7 @@ function described(
 
 /** Reads the validated submission; a URL is fetched through the SSRF-guarded fetcher. */
 export async function readSubmission(c: Context, fetchNotebook: GuardedFetch | null, maxBytes: number): Promise<Submission> {
-  const type = (c.req.header('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
-  if (type === 'multipart/form-data') {
+  if (mediaTypeOf(c) === 'multipart/form-data') {
     const form = (c.req.valid as (target: 'form') => v.InferOutput<typeof formSubmissionSchema>)('form');
     if (form.file.size > maxBytes) throw new NbsError('NBS_INPUT_TOO_LARGE');
     const text = decodeUtf8(new Uint8Array(await form.file.arrayBuffer()));

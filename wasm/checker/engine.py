@@ -192,20 +192,21 @@ def run(request):
     units = _marimo_units(request, findings, facts) if is_marimo else _cell_units(request, policy, findings, facts)
 
     resolver = Resolver(prefer)
-    orders = {}
+    orders = []  # per unit its walk, or None when it could not be made (the analysis reports it)
     for unit in units:
         try:
-            orders[id(unit)] = preorder(unit.statements)
-            resolver.collect(unit.statements, orders[id(unit)])
+            order = preorder(unit.statements)
+            resolver.collect(order)
         except (RecursionError, MemoryError):
-            pass  # the analysis of this unit below reports it
-    for unit in units:
+            order = None
+        orders.append(order)
+    for unit, order in zip(units, orders):
         context = Context(resolver, policy,
                           lambda rule_id, node, message, bandit, severity, unit=unit:
                           findings.at_node(unit, rule_id, node, message, bandit, severity),
                           marimo=is_marimo)
         try:
-            analyse(unit.statements, context, orders.pop(id(unit), None))
+            analyse(unit.statements, context, order)
         except (RecursionError, MemoryError):
             findings.unparsable(unit.index, unit.cell_id, TOO_DEEP)
         except Exception:  # fail closed: what cannot be analysed is treated as unparsable

@@ -68,13 +68,10 @@ class Resolver:
         self.star_modules = []
 
     # -- collecting bindings -------------------------------------------------------------
-    def collect(self, statements, order=None):
-        """Bindings under the statements; `order` is their (node, parent) walk when the caller
-        already made one (the analysis walks the same nodes)."""
-        if order is None:
-            nodes = [node for statement in statements for node in ast.walk(statement) if isinstance(node, _BINDINGS)]
-        else:
-            nodes = [node for node, _ in order if isinstance(node, _BINDINGS)]
+    def collect(self, order):
+        """Bindings among the (node, parent) pairs of a walk (`rules.preorder`, which the analysis
+        then uses too)."""
+        nodes = [node for node, _ in order if isinstance(node, _BINDINGS)]
         for node in nodes:
             if isinstance(node, ast.Import):
                 for alias in node.names:

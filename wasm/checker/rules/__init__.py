@@ -58,7 +58,7 @@ class Context:
         try:
             statements = ast.parse(text, "<literal>", "exec").body
             order = preorder(statements)
-            self.resolver.collect(statements, order)
+            self.resolver.collect(order)
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             return False
 
