@@ -30,6 +30,7 @@ export const errorCodes = {
   NBS_PERMISSION_TOO_LARGE: { status: 413, message: 'The files granted for reading are more or larger than allowed' },
   NBS_TIMEOUT: { status: 200, message: 'The run exceeded its time limit' },
   NBS_MEMORY: { status: 200, message: 'The run exceeded its memory limit' },
+  NBS_OUTPUT_LIMIT: { status: 200, message: 'The run wrote more output than allowed and was stopped' },
   NBS_CONFIG_INVALID: { status: 500, message: 'The server configuration is not valid' },
   NBS_REQUEST_INVALID: { status: 400, message: 'The request is not valid' },
   NBS_UNAUTHORIZED: { status: 401, message: 'A valid API key is required' },

@@ -1,14 +1,19 @@
 """Runs notebook cells inside the sandbox interpreter.
 
 The interpreter worker loads this file into a private namespace and calls ``run_cell`` once per
-cell. It returns plain JSON strings and never holds a JavaScript object, because user code can
-reach this module's globals through frame walks.
+cell. Output leaves as it is written: stream text through file descriptors 1 and 2, results and
+errors as JSON lines to the output device; the worker passes both on to the host in order. This
+module returns plain JSON strings and never holds a JavaScript object, because user code can
+reach its globals through frame walks. Its limits are a courtesy for a clean error message:
+the host counts and caps everything again.
 """
 
 import ast
+import errno
 import io
 import json
 import linecache
+import os
 import sys
 import traceback
 
@@ -21,33 +26,27 @@ class OutputLimitExceeded(BaseException):
 
 
 _limits = {"maxOutputBytes": 1 << 20, "maxResultBytes": 1 << 16}
-_used = {"stdout": 0, "stderr": 0}
-_cell = {"outputs": [], "truncated": False}
+_cell = {"index": 0, "truncated": False}
+_output = {"fd": None}
+_STREAM_FD = {"stdout": 1, "stderr": 2}
 
 
-def _append_stream(name, text):
-    limit = _limits["maxOutputBytes"]
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if _used[name] + size > limit:
-        room = max(0, limit - _used[name])
-        text = text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
-        _used[name] = limit
+def _write_stream(name, text):
+    data = memoryview(text.encode("utf-8", "backslashreplace"))
+    try:
+        while data:
+            data = data[os.write(_STREAM_FD[name], data):]
+    except OSError as error:
+        if error.errno != errno.EFBIG:
+            raise
         _cell["truncated"] = True
-        _add_stream_output(name, text)
-        raise OutputLimitExceeded(f"{name} exceeded {limit} bytes; the run was stopped")
-    _used[name] += size
-    _add_stream_output(name, text)
+        raise OutputLimitExceeded(f"{name} exceeded {_limits['maxOutputBytes']} bytes; the run was stopped") from None
 
 
-def _add_stream_output(name, text):
-    if not text:
-        return
-    outputs = _cell["outputs"]
-    last = outputs[-1] if outputs else None
-    if last is not None and last["output_type"] == "stream" and last["name"] == name:
-        last["text"] += text
-    else:
-        outputs.append({"output_type": "stream", "name": name, "text": text})
+def _emit(output):
+    """Sends one result or error output of the running cell to the host."""
+    line = json.dumps({"t": "output", "index": _cell["index"], "output": output}).encode("utf-8")
+    os.write(_output["fd"], line)
 
 
 class _CellStream(io.TextIOBase):
@@ -71,7 +70,7 @@ class _CellStream(io.TextIOBase):
     def write(self, text):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        _append_stream(self._stream_name, text)
+        _write_stream(self._stream_name, text)
         return len(text)
 
     def flush(self):
@@ -162,7 +161,7 @@ def _without_magics(source):
     python, facts = _transform_magics(source)
     for fact in facts["magics"]:
         label = _MAGIC_LABEL[fact["kind"]].format(fact["name"])
-        _append_stream(
+        _write_stream(
             "stderr",
             f"nbsandbox: line {fact['line']}: {label} skipped"
             " (IPython magics and shell commands do not run in the sandbox)\n",
@@ -196,29 +195,38 @@ def _execute(source, filename, namespace, execution_count):
         value = _run_code(compile(last, filename, "eval", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), namespace)
         if value is not None:
             namespace["_"] = value
-            _cell["outputs"].append(_result_output(value, execution_count))
+            _emit(_result_output(value, execution_count))
 
 
-def configure(limits_json):
-    _limits.update(json.loads(limits_json))
+def configure(config_json):
+    """Takes the run's limits and opens the output device; called once, before any user code."""
+    config = json.loads(config_json)
+    _limits.update({key: config[key] for key in ("maxOutputBytes", "maxResultBytes")})
+    _output["fd"] = os.open(config["outputDevice"], os.O_WRONLY)
+
+
+def _report(exc):
+    try:
+        _emit(_error_output(exc))
+    except MemoryError:
+        # Formatting the error needed memory the run no longer has: report its type alone.
+        _emit({"output_type": "error", "ename": type(exc).__name__, "evalue": "", "traceback": []})
 
 
 def run_cell(index, source, execution_count):
-    _cell["outputs"] = []
+    _cell["index"] = index
     _cell["truncated"] = False
     namespace = sys.modules["__main__"].__dict__
-    status, ename = "ok", None
+    status = "ok"
     try:
         _execute(source, _cell_filename(index), namespace, execution_count)
     except BaseException as exc:  # noqa: BLE001 - every failure of user code becomes an error output
-        status, ename = "error", type(exc).__name__
-        _cell["outputs"].append(_error_output(exc))
+        status = "error"
+        _report(exc)
         exc.__traceback__ = None
     finally:
         sys.last_exc = sys.last_type = sys.last_value = sys.last_traceback = None
-    return json.dumps(
-        {"status": status, "ename": ename, "outputs": _cell["outputs"], "truncated": _cell["truncated"]}
-    )
+    return json.dumps({"status": status, "truncated": _cell["truncated"]})
 
 
 sys.stdout = _CellStream("stdout")

@@ -10,6 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import * as v from 'valibot';
 import { NbsError } from '../errors.js';
+import { LineReader } from './line-reader.js';
 import type { RuntimeFiles } from './locate.js';
 import { sandboxMessageSchema, type HostMessage, type SandboxMessage } from './protocol.js';
 
@@ -17,7 +18,7 @@ export interface SandboxProcessOptions {
   readonly files: RuntimeFiles;
   /** Command prefix that enters an empty network namespace, or null. */
   readonly networkNamespace: readonly string[] | null;
-  /** Most bytes accepted before the first run sets its own budget (start-up messages). */
+  /** Most bytes accepted, in one line and in all, before a run sets its own limits (start-up messages). */
   readonly maxMessageBytes: number;
   /** Test-only: a module imported inside the sandbox process to probe its permissions. */
   readonly probeModule?: string;
@@ -98,9 +99,15 @@ export class SandboxProcess {
   private readyFlag = false;
   private failure: NbsError | undefined;
   private incomingBudget: number;
+  private readonly lines: LineReader;
 
   constructor(options: SandboxProcessOptions) {
     this.incomingBudget = options.maxMessageBytes;
+    this.lines = new LineReader(
+      options.maxMessageBytes,
+      (line) => this.dispatch(line),
+      () => this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'a message is longer than allowed')),
+    );
     // Deno keeps caches and web storage (localStorage, caches) in DENO_DIR: a private, throwaway
     // one per process means nothing a run stores there can reach a later run.
     this.denoDir = mkdtempSync(join(tmpdir(), 'nbsandbox-'));
@@ -130,7 +137,7 @@ export class SandboxProcess {
     this.child.once('error', (error) => this.fail(new NbsError('NBS_SANDBOX_START_FAILED', undefined, { cause: error })));
     this.child.stdin.on('error', () => undefined);
     this.child.stderr.on('data', (chunk: Buffer) => {
-      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+      this.stderrTail = (this.stderrTail + chunk.subarray(-STDERR_TAIL_BYTES).toString('utf8')).slice(-STDERR_TAIL_BYTES);
     });
     this.readMessages();
     this.ready = new Promise<ReadyInfo>((resolve, reject) => {
@@ -169,11 +176,13 @@ export class SandboxProcess {
   }
 
   /**
-   * Caps what the process may send from now on. A sandbox that sends more than its outputs can
-   * legitimately amount to is broken or hostile, and is killed before host memory grows.
+   * Caps what the process may send from now on: the longest line and all bytes together. A
+   * sandbox that sends more than a run can legitimately amount to is broken or hostile, and is
+   * killed before host memory or CPU grows with it.
    */
-  limitIncoming(bytes: number): void {
-    this.incomingBudget = bytes;
+  limitIncoming(limits: { readonly maxLineBytes: number; readonly maxTotalBytes: number }): void {
+    this.lines.maxLineBytes = limits.maxLineBytes;
+    this.incomingBudget = limits.maxTotalBytes;
   }
 
   send(message: HostMessage): void {
@@ -208,29 +217,22 @@ export class SandboxProcess {
   }
 
   private readMessages(): void {
-    let pending = '';
-    this.child.stdout.setEncoding('utf8');
-    this.child.stdout.on('data', (chunk: string) => {
+    this.child.stdout.on('data', (chunk: Buffer) => {
       this.incomingBudget -= chunk.length;
       if (this.incomingBudget < 0) {
-        pending = '';
+        this.lines.stop();
         this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'the sandbox sent more than its limits allow'));
         return;
       }
-      pending += chunk;
-      let newline: number;
-      while ((newline = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        this.dispatch(line);
-      }
+      this.lines.push(chunk);
     });
   }
 
-  private dispatch(line: string): void {
+  private dispatch(line: Buffer): void {
+    if (this.failure) return;
     let parsed: unknown;
     try {
-      parsed = JSON.parse(line);
+      parsed = JSON.parse(line.toString('utf8'));
     } catch {
       this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'not JSON'));
       return;

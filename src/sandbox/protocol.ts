@@ -4,6 +4,7 @@
  * the host treats anything malformed as a broken sandbox and kills it.
  */
 import * as v from 'valibot';
+import { FILE_CHUNK_BYTES } from './runtime/wire-sizes.js';
 
 export interface CellSource {
   readonly index: number;
@@ -58,6 +59,9 @@ export type HostMessage =
   | { readonly t: 'fetched'; readonly id: number; readonly answer: BrokerAnswer }
   | { readonly t: 'probe'; readonly params: Readonly<Record<string, string>> };
 
+const shortString = (max: number) => v.pipe(v.string(), v.maxLength(max));
+const cellIndex = v.pipe(v.number(), v.integer(), v.minValue(0));
+
 const streamOutput = v.strictObject({
   output_type: v.literal('stream'),
   name: v.picklist(['stdout', 'stderr']),
@@ -71,23 +75,38 @@ const executeResultOutput = v.strictObject({
 });
 const errorOutput = v.strictObject({
   output_type: v.literal('error'),
-  ename: v.string(),
+  ename: shortString(256),
   evalue: v.string(),
-  traceback: v.array(v.string()),
+  traceback: v.pipe(v.array(v.string()), v.maxLength(1024)),
 });
 export const outputSchema = v.variant('output_type', [streamOutput, executeResultOutput, errorOutput]);
 
-const cellMessage = v.strictObject({
-  t: v.literal('cell'),
-  index: v.pipe(v.number(), v.integer(), v.minValue(0)),
-  status: v.picklist(['ok', 'error']),
-  ename: v.optional(v.string()),
-  outputs: v.array(outputSchema),
-  truncated: v.boolean(),
-  heapMb: v.number(),
+/** Text a cell wrote to stdout or stderr, batched by the sandbox process; never empty. */
+const streamMessage = v.strictObject({
+  t: v.literal('stream'),
+  index: cellIndex,
+  name: v.picklist(['stdout', 'stderr']),
+  text: v.pipe(v.string(), v.minLength(1)),
 });
 
-const shortString = (max: number) => v.pipe(v.string(), v.maxLength(max));
+/** A result or error of a cell (streams come as `stream` messages). */
+const outputMessage = v.strictObject({
+  t: v.literal('output'),
+  index: cellIndex,
+  output: v.variant('output_type', [executeResultOutput, errorOutput]),
+});
+
+const startMessage = v.strictObject({ t: v.literal('start'), index: cellIndex });
+const endMessage = v.strictObject({
+  t: v.literal('end'),
+  index: cellIndex,
+  status: v.picklist(['ok', 'error']),
+  /** The sandbox cut a result or message to its cap. */
+  truncated: v.boolean(),
+});
+/** A stream reached its cap inside the sandbox; the run stops after the current cell. */
+const limitMessage = v.strictObject({ t: v.literal('limit'), stream: v.picklist(['stdout', 'stderr']) });
+
 
 const fetchMessage = v.strictObject({
   t: v.literal('fetch'),
@@ -113,19 +132,28 @@ const auditMessage = v.strictObject({
   ),
 });
 
-const filesMessage = v.strictObject({
-  t: v.literal('files'),
-  files: v.array(v.strictObject({ path: shortString(4096), data: v.string() })),
-  truncated: v.boolean(),
+/** One piece of a file the run wrote; the pieces of a file come in order, the last with `final`. */
+const fileMessage = v.strictObject({
+  t: v.literal('file'),
+  path: shortString(4096),
+  data: shortString(Math.ceil(FILE_CHUNK_BYTES / 3) * 4),
+  final: v.boolean(),
 });
+/** Every written file has been sent; `truncated` when the sandbox left some out for the caps. */
+const filesMessage = v.strictObject({ t: v.literal('files'), truncated: v.boolean() });
 
 /** Sandbox → host. */
 export const sandboxMessageSchema = v.variant('t', [
   v.strictObject({ t: v.literal('ready'), python: v.string(), pyodide: v.string(), startupMs: v.number(), snapshot: v.boolean() }),
   v.strictObject({ t: v.literal('snapshot'), pyodide: v.string(), buildMs: v.number() }),
-  cellMessage,
+  startMessage,
+  streamMessage,
+  outputMessage,
+  endMessage,
+  limitMessage,
   fetchMessage,
   auditMessage,
+  fileMessage,
   filesMessage,
   v.strictObject({ t: v.literal('done') }),
   v.strictObject({ t: v.literal('probe'), results: v.record(v.string(), v.string()) }),
@@ -133,8 +161,6 @@ export const sandboxMessageSchema = v.variant('t', [
 ]);
 
 export type SandboxMessage = v.InferOutput<typeof sandboxMessageSchema>;
-export type CellMessage = v.InferOutput<typeof cellMessage>;
 export type FetchMessage = v.InferOutput<typeof fetchMessage>;
 export type AuditMessage = v.InferOutput<typeof auditMessage>;
-export type FilesMessage = v.InferOutput<typeof filesMessage>;
 export type NotebookOutput = v.InferOutput<typeof outputSchema>;

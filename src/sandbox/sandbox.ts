@@ -10,9 +10,12 @@ import { DEFAULT_PERMISSION_CAPS, prepareRun, type HostEvent, type PermissionCap
 import { isolationReport, networkNamespacePrefix } from './isolation.js';
 import { locateRuntime, type RuntimeFiles } from './locate.js';
 import { SandboxProcess } from './process.js';
+import { RunRecord, type OutputCaps, type Stop } from './run-record.js';
+import { RING_RECORD_PAYLOAD, STREAM_LINE_CHARS } from './runtime/wire-sizes.js';
 import { verifySnapshot, type SnapshotCheck } from './snapshot.js';
-import type { CellMessage, CellSource, RunLimits, SandboxMessage } from './protocol.js';
-import type { CellResult, RunInput, RunOptions, RunResult, RunStatus, WrittenFile } from './types.js';
+import type { CellSource, RunLimits, SandboxMessage } from './protocol.js';
+import type { RunInput, RunOptions, RunResult, RunStatus, WrittenFile } from './types.js';
+import { WrittenFiles } from './written-files.js';
 
 export interface SandboxOptions {
   /**
@@ -55,7 +58,11 @@ const LIMITS = {
   memoryMb: { min: 64, max: 3584, default: 512 },
   maxOutputBytes: { min: 1024, max: 64 * 1024 * 1024, default: 1024 * 1024 },
   maxResultBytes: { min: 256, max: 16 * 1024 * 1024, default: 64 * 1024 },
+  maxRunOutputBytes: { min: 1024, max: 256 * 1024 * 1024, default: 16 * 1024 * 1024 },
 } as const;
+
+/** Outputs one run may have (consecutive writes to one stream count as one). */
+const MAX_OUTPUTS_PER_RUN = 10_000;
 
 type Limit = keyof typeof LIMITS;
 
@@ -75,13 +82,24 @@ function refillBackoffMs(failuresInARow: number): number {
   return failuresInARow === 0 ? 0 : Math.min(30_000, 500 * 2 ** (failuresInARow - 1));
 }
 
+/** JSON may spell one byte of text as six (`\u0001`). */
+const JSON_ESCAPE = 6;
+/** A stream line: the main thread's batch plus the ring record that took it over the batch size. */
+const STREAM_LINE_BYTES = JSON_ESCAPE * (STREAM_LINE_CHARS + RING_RECORD_PAYLOAD) + 1024;
+/** An audit line: 1000 events of two 512-character strings. */
+const AUDIT_LINE_BYTES = JSON_ESCAPE * 1000 * 1100 + 1024;
+
 /**
- * The most a run can legitimately send back: captured streams (stdout and stderr from Python,
- * raw fd writes), per cell a result, an error message and its traceback (two result caps), all
- * up to six times longer once JSON escapes control characters, plus framing.
+ * The most a run can legitimately send: its longest line, and all its bytes (every output at its
+ * cap, fully escaped, the grants' own traffic, and one byte per millisecond for the framing of
+ * output batched every few milliseconds). Past either the process is broken or hostile.
  */
-function incomingBudget(limits: RunLimits, cellCount: number): number {
-  return 6 * (3 * limits.maxOutputBytes + (cellCount + 1) * 4 * limits.maxResultBytes) + (cellCount + 1) * 4096;
+function wireLimits(caps: OutputCaps, timeoutMs: number, prepared: PreparedRun): { maxLineBytes: number; maxTotalBytes: number } {
+  const outputLine = JSON_ESCAPE * 3 * caps.maxResultBytes + 64 * 1024;
+  return {
+    maxLineBytes: Math.max(STREAM_LINE_BYTES, AUDIT_LINE_BYTES, outputLine, prepared.maxLineBytes),
+    maxTotalBytes: JSON_ESCAPE * (2 * caps.maxOutputBytes + caps.maxRunOutputBytes) + prepared.incomingBytes + Math.min(timeoutMs, 3_600_000) + 16 * 1024 * 1024,
+  };
 }
 
 function resolveLimit(name: Limit, ...values: (number | undefined)[]): number {
@@ -106,24 +124,18 @@ function normaliseInput(input: RunInput): CellSource[] {
   });
 }
 
-function capText(text: string, maxBytes: number): { text: string; cut: boolean } {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length <= maxBytes) return { text, cut: false };
-  return { text: bytes.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, ''), cut: true };
-}
-
 interface RunContext {
   readonly runId: string;
   readonly cells: readonly CellSource[];
   readonly limits: RunLimits;
+  readonly caps: OutputCaps;
   readonly timeoutMs: number;
   readonly prepared: PreparedRun;
   readonly emit: (event: HostEvent) => void;
 }
 
-interface Outcome {
-  readonly kind: 'done' | 'fatal' | 'exit';
-}
+/** How the reading of a run ended: the sandbox said it was done, or the process is gone. */
+type Outcome = 'done' | 'exit';
 
 /** A counting semaphore with a bounded FIFO queue. */
 class Slots {
@@ -213,6 +225,12 @@ export class Sandbox implements AsyncDisposable {
       maxOutputBytes: resolveLimit('maxOutputBytes', options.maxOutputBytes, defaults.maxOutputBytes),
       maxResultBytes: resolveLimit('maxResultBytes', options.maxResultBytes, defaults.maxResultBytes),
     };
+    const caps: OutputCaps = {
+      maxOutputBytes: limits.maxOutputBytes,
+      maxResultBytes: limits.maxResultBytes,
+      maxRunOutputBytes: resolveLimit('maxRunOutputBytes', options.maxRunOutputBytes, defaults.maxRunOutputBytes),
+      maxOutputs: MAX_OUTPUTS_PER_RUN,
+    };
     const cells = normaliseInput(input);
     const runId = randomUUID();
     const onAudit = options.onAudit ?? defaults.onAudit;
@@ -233,8 +251,9 @@ export class Sandbox implements AsyncDisposable {
       const sandboxProcess = this.take();
       try {
         await this.waitReady(sandboxProcess);
-        return await this.execute(sandboxProcess, { runId, cells, limits, timeoutMs, prepared, emit });
+        return await this.execute(sandboxProcess, { runId, cells, limits, caps, timeoutMs, prepared, emit });
       } finally {
+        prepared.close();
         this.active.delete(sandboxProcess);
         await sandboxProcess.kill();
       }
@@ -358,14 +377,15 @@ export class Sandbox implements AsyncDisposable {
   }
 
   private execute(sandboxProcess: SandboxProcess, run: RunContext): Promise<RunResult> {
-    const { cells, limits, timeoutMs, prepared, emit } = run;
-    const finished = new Map<number, CellMessage>();
+    const { cells, limits, caps, timeoutMs, prepared, emit } = run;
+    const record = new RunRecord(cells, caps);
+    const files = new WrittenFiles(prepared.grants.writeCaps);
     let written: { files: WrittenFile[]; truncated: boolean } | undefined;
-    const expectedIndexes = new Set(cells.map((cell) => cell.index));
     const rssBudgetMb = limits.memoryMb + (this.options.runtimeOverheadMb ?? 448);
     let peakRssMb: number | null = sandboxProcess.memory()?.peakRssMb ?? null;
     let timedOut = false;
     let overMemory = false;
+    let stopped: Stop | undefined;
     const startedAt = performance.now();
 
     return new Promise<RunResult>((resolve) => {
@@ -382,6 +402,13 @@ export class Sandbox implements AsyncDisposable {
         }
       };
 
+      /** The host ends the run itself: a cap was reached or the process broke the protocol. */
+      const stop = (why: Stop): void => {
+        stopped ??= why;
+        unsubscribe();
+        void sandboxProcess.kill();
+      };
+
       let settled = false;
       const settle = (outcome: Outcome): void => {
         if (settled) return;
@@ -389,17 +416,15 @@ export class Sandbox implements AsyncDisposable {
         for (const timer of timers) clearTimeout(timer);
         unsubscribe();
         sampleMemory();
+        prepared.close();
         resolve(
-          this.buildResult({
+          this.buildResult(record, {
             runId: run.runId,
             written,
-            cells,
-            finished,
-            limits,
             outcome,
             timedOut,
             overMemory,
-            closed: this.closed,
+            stopped,
             durationMs: Math.round(performance.now() - startedAt),
             peakRssMb,
             failure: sandboxProcess.failureReason?.toJSON(),
@@ -408,21 +433,44 @@ export class Sandbox implements AsyncDisposable {
       };
 
       unsubscribe = sandboxProcess.onMessage((message: SandboxMessage) => {
-        if (message.t === 'cell' && expectedIndexes.has(message.index)) finished.set(message.index, message);
-        else if (message.t === 'fetch') {
-          void prepared.fetch(message).then((answer) => sandboxProcess.send({ t: 'fetched', id: message.id, answer }));
-        } else if (message.t === 'audit') {
-          for (const { kind, value, allowed, reason } of message.events) {
-            emit({ kind, value, allowed, source: 'sandbox', ...(reason !== undefined ? { reason } : {}) });
+        switch (message.t) {
+          case 'start':
+          case 'stream':
+          case 'output':
+          case 'end':
+          case 'limit': {
+            const why = record.accept(message);
+            if (why) stop(why);
+            return;
           }
-        } else if (message.t === 'files' && written === undefined) written = prepared.acceptFiles(message);
-        else if (message.t === 'done') settle({ kind: 'done' });
-        else if (message.t === 'fatal') settle({ kind: 'fatal' });
+          case 'fetch':
+            void prepared.fetch(message).then((answer) => sandboxProcess.send({ t: 'fetched', id: message.id, answer }));
+            return;
+          case 'audit':
+            for (const { kind, value, allowed, reason } of message.events) {
+              emit({ kind, value, allowed, source: 'sandbox', ...(reason !== undefined ? { reason } : {}) });
+            }
+            return;
+          case 'file':
+            if (!files.piece(message.path, message.data, message.final)) stop({ kind: 'protocol', detail: 'written files interleaved' });
+            return;
+          case 'files':
+            written ??= prepared.acceptFiles(files.finish(message.truncated));
+            return;
+          case 'done':
+            settle('done');
+            return;
+          case 'fatal':
+            settle('exit');
+            return;
+          default:
+            stop({ kind: 'protocol', detail: 'a message that has no place in a run' });
+        }
       });
-      void sandboxProcess.exited.then(() => settle({ kind: 'exit' }));
+      void sandboxProcess.exited.then(() => settle('exit'));
 
       timers.push(setInterval(sampleMemory, 50));
-      sandboxProcess.limitIncoming(incomingBudget(limits, cells.length) + prepared.incomingBytes);
+      sandboxProcess.limitIncoming(wireLimits(caps, timeoutMs, prepared));
       timers.push(
         setTimeout(() => {
           timedOut = true;
@@ -434,71 +482,48 @@ export class Sandbox implements AsyncDisposable {
     });
   }
 
-  private buildResult(run: {
-    runId: string;
-    written: { files: WrittenFile[]; truncated: boolean } | undefined;
-    cells: readonly CellSource[];
-    finished: ReadonlyMap<number, CellMessage>;
-    limits: RunLimits;
-    outcome: Outcome;
-    timedOut: boolean;
-    overMemory: boolean;
-    closed: boolean;
-    durationMs: number;
-    peakRssMb: number | null;
-    failure: ErrorInfo | undefined;
-  }): RunResult {
-    const cellResults: CellResult[] = [];
-    let executionCount = 0;
-    let stopped = false;
-    let truncated = false;
-    let lastError: string | undefined;
-    for (const cell of run.cells) {
-      const message = run.finished.get(cell.index);
-      const id = cell.id !== undefined ? { id: cell.id } : {};
-      if (message && !stopped) {
-        executionCount += 1;
-        truncated ||= message.truncated;
-        cellResults.push({ index: cell.index, ...id, status: message.status, executionCount, outputs: message.outputs });
-        if (message.status === 'error') {
-          stopped = true;
-          lastError = message.ename;
-        }
-      } else if (!stopped && run.outcome.kind !== 'done') {
-        stopped = true;
-        cellResults.push({ index: cell.index, ...id, status: 'interrupted', executionCount: null, outputs: [] });
-      } else {
-        cellResults.push({ index: cell.index, ...id, status: 'skipped', executionCount: null, outputs: [] });
-      }
-    }
-
-    const streams = { stdout: '', stderr: '' };
-    for (const cell of cellResults) {
-      for (const output of cell.outputs) if (output.output_type === 'stream') streams[output.name] += output.text;
-    }
-    const stdout = capText(streams.stdout, run.limits.maxOutputBytes);
-    const stderr = capText(streams.stderr, run.limits.maxOutputBytes);
-
+  private buildResult(
+    record: RunRecord,
+    run: {
+      runId: string;
+      written: { files: WrittenFile[]; truncated: boolean } | undefined;
+      outcome: Outcome;
+      timedOut: boolean;
+      overMemory: boolean;
+      stopped: Stop | undefined;
+      durationMs: number;
+      peakRssMb: number | null;
+      failure: ErrorInfo | undefined;
+    },
+  ): RunResult {
+    const { cells, stdout, stderr, truncated, endedOn } = record.results();
+    const outputLimit = record.outputLimit;
     let status: RunStatus;
     let error: ErrorInfo | undefined;
     if (run.timedOut) {
       status = 'timeout';
       error = new NbsError('NBS_TIMEOUT').toJSON();
-    } else if (run.overMemory || lastError === 'MemoryError') {
+    } else if (run.overMemory || endedOn === 'MemoryError') {
       status = 'memory';
       error = new NbsError('NBS_MEMORY').toJSON();
-    } else if (run.outcome.kind !== 'done') {
+    } else if (outputLimit !== undefined) {
+      status = 'error';
+      error = new NbsError('NBS_OUTPUT_LIMIT', outputLimit).toJSON();
+    } else if (run.stopped?.kind === 'protocol') {
       status = 'killed';
-      error = run.closed ? new NbsError('NBS_SANDBOX_CLOSED').toJSON() : run.failure ?? new NbsError('NBS_SANDBOX_CRASHED').toJSON();
+      error = new NbsError('NBS_SANDBOX_PROTOCOL', run.stopped.detail).toJSON();
+    } else if (run.outcome !== 'done') {
+      status = 'killed';
+      error = this.closed ? new NbsError('NBS_SANDBOX_CLOSED').toJSON() : (run.failure ?? new NbsError('NBS_SANDBOX_CRASHED').toJSON());
     } else {
-      status = lastError ? 'error' : 'ok';
+      status = cells.some((cell) => cell.status === 'error') ? 'error' : 'ok';
     }
     return {
       status,
-      cells: cellResults,
-      stdout: stdout.text,
-      stderr: stderr.text,
-      truncated: truncated || stdout.cut || stderr.cut || (run.written?.truncated ?? false),
+      cells,
+      stdout,
+      stderr,
+      truncated: truncated || (run.written?.truncated ?? false),
       durationMs: run.durationMs,
       peakMemoryMb: run.peakRssMb === null ? null : Math.round(run.peakRssMb),
       isolation: isolationReport(this.options.networkNamespace ?? true),

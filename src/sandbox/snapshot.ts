@@ -20,7 +20,7 @@ const MANIFEST_FORMAT = 1;
 /** Files whose content ends up in the snapshot: the Pyodide build and everything run before it is taken. */
 const PYODIDE_INPUTS = ['package.json', 'pyodide.asm.wasm', 'pyodide.asm.mjs', 'pyodide.mjs', 'python_stdlib.zip'];
 const WASM_INPUTS = ['runner.py', 'checker/magics.py', 'event_loop.py', 'permissions.py', 'harden.py'];
-const RUNTIME_INPUTS = ['interpreter.js', 'main.js'];
+const RUNTIME_INPUTS = ['interpreter.js', 'main.js', 'ring.js', 'wire-sizes.js'];
 
 const manifestSchema = v.strictObject({
   format: v.literal(MANIFEST_FORMAT),

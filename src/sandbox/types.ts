@@ -70,6 +70,8 @@ export interface RunOptions {
   readonly maxOutputBytes?: number;
   /** Cap on one result representation or error message, in bytes. */
   readonly maxResultBytes?: number;
+  /** Cap on all outputs of the run together (streams, results, errors), in bytes. Default 16 MiB. */
+  readonly maxRunOutputBytes?: number;
   readonly permissions?: RunPermissions;
   /** Called for every grant used and every denial, as it happens. */
   readonly onAudit?: (event: AuditEvent) => void;

@@ -4,7 +4,8 @@
  * Everything is checked here, on the host; the sandbox is never trusted to check itself.
  */
 import { NbsError } from '../../errors.js';
-import type { BrokerAnswer, FetchMessage, FilesMessage, RunGrants } from '../protocol.js';
+import type { BrokerAnswer, FetchMessage, RunGrants } from '../protocol.js';
+import { FILE_CHUNK_BYTES } from '../runtime/wire-sizes.js';
 import type { AuditEvent, RunPermissions, WrittenFile } from '../types.js';
 import { grantedEnvironment, importLists } from './env.js';
 import { PERMISSION_KINDS } from './from-policy.js';
@@ -25,6 +26,7 @@ export interface PermissionCaps {
   readonly maxWriteBytes: number;
   /** Requests through the broker per run. */
   readonly maxRequests: number;
+  readonly maxRequestBytes: number;
   readonly maxResponseBytes: number;
   readonly requestTimeoutMs: number;
 }
@@ -35,17 +37,23 @@ export const DEFAULT_PERMISSION_CAPS: PermissionCaps = {
   maxWriteFiles: 1000,
   maxWriteBytes: 64 * 1024 * 1024,
   maxRequests: 256,
+  maxRequestBytes: 16 * 1024 * 1024,
   maxResponseBytes: 16 * 1024 * 1024,
   requestTimeoutMs: 30_000,
 };
 
 export interface PreparedRun {
   readonly grants: RunGrants;
-  /** Extra bytes the sandbox may legitimately send: the written files, base64. */
+  /** Bytes the sandbox may legitimately send for the grants: written files and brokered requests. */
   readonly incomingBytes: number;
+  /** The longest line those messages need. */
+  readonly maxLineBytes: number;
   /** Performs one brokered request; never rejects. */
   fetch(request: FetchMessage): Promise<BrokerAnswer>;
-  acceptFiles(message: FilesMessage): { files: WrittenFile[]; truncated: boolean };
+  /** Keeps the written files the grants and caps allow. */
+  acceptFiles(written: { readonly files: readonly { readonly path: string; readonly bytes: Uint8Array }[]; readonly truncated: boolean }): { files: WrittenFile[]; truncated: boolean };
+  /** The run is over: requests still in flight are aborted at once. */
+  close(): void;
 }
 
 function base64(bytes: Uint8Array): string {
@@ -53,6 +61,10 @@ function base64(bytes: Uint8Array): string {
 }
 
 const KINDS: ReadonlySet<string> = new Set(PERMISSION_KINDS);
+const JSON_ESCAPE = 6;
+const base64Bytes = (bytes: number) => Math.ceil(bytes / 3) * 4;
+/** A piece of a written file: its base64 and a path of up to 4096 characters. */
+const FILE_LINE_BYTES = base64Bytes(FILE_CHUNK_BYTES) + JSON_ESCAPE * 4096 + 1024;
 
 /** `{ kind: { allow?: string[], deny?: string[] } }` and nothing else. */
 function checkShape(permissions: unknown): asserts permissions is RunPermissions {
@@ -93,6 +105,7 @@ export async function prepareRun(
     rules,
     // Only a non-public address named by an allow entry itself may be reached.
     allowAddresses: rules.listedAddresses,
+    maxRequestBytes: caps.maxRequestBytes,
     maxResponseBytes: caps.maxResponseBytes,
     timeoutMs: caps.requestTimeoutMs,
     ...(resolve ? { resolve: async (host: string) => (await resolve(host)).map((address) => ({ address, family: isIP(address) })) } : {}),
@@ -100,6 +113,10 @@ export async function prepareRun(
   });
   let requests = 0;
   let busy = false;
+  const ended = new AbortController();
+  const netGranted = (permissions.net?.allow?.length ?? 0) > 0;
+  // A request: URL and headers (each character possibly escaped as six bytes), body in base64.
+  const requestLine = JSON_ESCAPE * (8192 + 128 * 8448) + base64Bytes(netGranted ? caps.maxRequestBytes : 0) + 4096;
 
   const grants: RunGrants = {
     files: collected.files.map((file) => ({ path: file.path, data: base64(file.bytes) })),
@@ -118,8 +135,10 @@ export async function prepareRun(
 
   return {
     grants,
-    incomingBytes: Math.ceil((caps.maxWriteBytes * 4) / 3) + caps.maxWriteFiles * 8192,
+    incomingBytes: base64Bytes(caps.maxWriteBytes) + caps.maxWriteFiles * 8192 + (netGranted ? caps.maxRequests * requestLine : 0) + 64 * requestLine,
+    maxLineBytes: Math.max(FILE_LINE_BYTES, requestLine),
     async fetch(request) {
+      if (ended.signal.aborted) return { ok: false, reason: 'failed', message: 'the run has ended' };
       if (busy) return { ok: false, reason: 'failed', message: 'one request at a time' };
       requests += 1;
       if (requests > caps.maxRequests) return { ok: false, reason: 'failed', message: `a run may make at most ${caps.maxRequests} requests` };
@@ -130,6 +149,7 @@ export async function prepareRun(
           url: request.url,
           headers: request.headers,
           body: Buffer.from(request.body, 'base64'),
+          signal: ended.signal,
         });
         if (!outcome.ok) return { ok: false, reason: outcome.reason, message: outcome.message };
         const { response } = outcome;
@@ -147,14 +167,16 @@ export async function prepareRun(
         busy = false;
       }
     },
-    acceptFiles(message) {
-      const decoded = message.files.map((file) => ({ path: file.path, bytes: Buffer.from(file.data, 'base64') }));
-      const accepted = acceptWrittenFiles(write, decoded, { maxFiles: caps.maxWriteFiles, maxBytes: caps.maxWriteBytes });
+    acceptFiles(written) {
+      const accepted = acceptWrittenFiles(write, written.files, { maxFiles: caps.maxWriteFiles, maxBytes: caps.maxWriteBytes });
       for (const event of accepted.events) emit({ ...event, source: 'host' });
       return {
         files: accepted.files.map((file) => ({ path: file.path, size: file.bytes.length, data: base64(file.bytes) })),
-        truncated: accepted.truncated || message.truncated,
+        truncated: accepted.truncated || written.truncated,
       };
+    },
+    close() {
+      ended.abort();
     },
   };
 }

@@ -192,6 +192,8 @@ export interface NetRequest {
   readonly url: string;
   readonly headers?: readonly (readonly [string, string])[] | Readonly<Record<string, string>>;
   readonly body?: Uint8Array;
+  /** Aborting it ends the exchange at once (connection closed, outcome `failed`). */
+  readonly signal?: AbortSignal;
 }
 
 export interface NetResponse {
@@ -491,7 +493,10 @@ export function createGuardedFetcher(options: GuardedFetcherOptions): GuardedFet
     const where: { url: string | null; host: string | null; port: number | null } = { url: null, host: null, port: null };
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const cancel = () => controller.abort();
+    input.signal?.addEventListener('abort', cancel, { once: true });
     try {
+      if (input.signal?.aborted) throw new Stop('failed', 'net request cancelled: the run has ended');
       let url: URL;
       try {
         url = new URL(typeof input.url === 'string' ? input.url : '');
@@ -537,10 +542,12 @@ export function createGuardedFetcher(options: GuardedFetcherOptions): GuardedFet
     } catch (error) {
       const failure = { url: where.url, host: where.host, port: where.port };
       if (error instanceof Stop) return { ok: false, reason: error.reason, message: error.message, ...failure };
+      if (input.signal?.aborted) return { ok: false, reason: 'failed', message: 'net request cancelled: the run has ended', ...failure };
       if (controller.signal.aborted) return { ok: false, reason: 'timeout', message: `net request got no complete answer within ${timeoutMs} ms`, ...failure };
       return { ok: false, reason: 'failed', message: 'net request failed', ...failure };
     } finally {
       clearTimeout(timer);
+      input.signal?.removeEventListener('abort', cancel);
     }
   };
 }

@@ -1,9 +1,12 @@
 /**
  * The interpreter Worker of a sandbox process: loads Pyodide with nothing of the host exposed,
- * hardens it, and runs the cells the host sends, one message per finished cell.
+ * hardens it, and runs the cells the host sends. Output and events go to the main thread
+ * through the shared ring (ring.ts) as they happen.
  */
 import { deno, type WorkerScope } from './deno-api.js';
 import type { CellSource, RunGrants, RunLimits } from '../protocol.js';
+import { FILE_CHUNK_BYTES } from './wire-sizes.js';
+import { RingWriter, STREAM_NAMES, type StreamName } from './ring.js';
 
 interface PyProxyCallable {
   (...args: unknown[]): unknown;
@@ -105,34 +108,86 @@ function closeHostRoutes(pyodide: PyodideApi): void {
   delete pyodide.FS.filesystems['NODEFS'];
 }
 
-function heapMb(pyodide: PyodideApi): number {
-  return pyodide._module.HEAP8.buffer.byteLength / MiB;
+const textEncoder = new TextEncoder();
+let ring: RingWriter | undefined;
+
+/** Sends one event to the host, after everything written before it. */
+function emit(event: unknown): void {
+  ring?.event(textEncoder.encode(JSON.stringify(event)));
 }
 
-interface RawStreams {
-  stdout: string;
-  stderr: string;
-  budget: number;
-  truncated: boolean;
+/**
+ * Everything written to fd 1 and 2, by `print` (the runner writes there) or straight to the file
+ * descriptor, goes through here: counted per stream against the run's cap and sent on at once.
+ * Past the cap the write fails with EFBIG (the runner turns that into OutputLimitExceeded) and
+ * every later write fails too. The host counts the same bytes again; this only ends a run cleanly.
+ */
+class StreamCapture {
+  cell = 0;
+  private readonly decoders = STREAM_NAMES.map(() => new TextDecoder());
+  private readonly used = [0, 0];
+  private cap = -1;
+  limitHit = false;
+
+  constructor(private readonly pyodide: PyodideApi) {}
+
+  /** From now on writes count against `maxBytes` per stream (before that they are dropped). */
+  open(maxBytes: number): void {
+    this.cap = maxBytes;
+  }
+
+  writer(stream: number): { write(bytes: Uint8Array): number } {
+    return { write: (bytes) => this.write(stream, bytes) };
+  }
+
+  private write(stream: number, bytes: Uint8Array): number {
+    if (this.cap < 0 || !ring) return bytes.length;
+    if (this.limitHit) throw this.tooLarge();
+    const text = this.decoders[stream]?.decode(bytes, { stream: true }) ?? '';
+    let encoded = textEncoder.encode(text);
+    const room = this.cap - (this.used[stream] ?? 0);
+    const over = encoded.length > room;
+    if (over) {
+      let end = Math.max(0, room);
+      while (end > 0 && ((encoded[end] ?? 0) & 0xc0) === 0x80) end -= 1;
+      encoded = encoded.subarray(0, end);
+    }
+    this.used[stream] = (this.used[stream] ?? 0) + encoded.length;
+    if (encoded.length > 0) ring.stream(stream, this.cell, encoded);
+    if (over) {
+      this.limitHit = true;
+      emit({ t: 'limit', stream: STREAM_NAMES[stream] as StreamName });
+      throw this.tooLarge();
+    }
+    return bytes.length;
+  }
+
+  private tooLarge(): Error {
+    return new this.pyodide.FS.ErrnoError(this.pyodide._module.ERRNO_CODES['EFBIG'] ?? 22);
+  }
 }
 
-/** Output written straight to fd 1/2 (os.write) bypasses sys.stdout; it is captured here. */
-function captureRawStreams(pyodide: PyodideApi, raw: RawStreams): void {
-  const writer = (name: 'stdout' | 'stderr', decoder = new TextDecoder()) => ({
-    write(bytes: Uint8Array): number {
-      if (raw.budget <= 0) {
-        raw.truncated = true;
-        return bytes.length;
-      }
-      const kept = bytes.subarray(0, raw.budget);
-      raw.budget -= kept.length;
-      if (kept.length < bytes.length) raw.truncated = true;
-      raw[name] += decoder.decode(kept, { stream: true });
-      return bytes.length;
+/**
+ * Results, errors and (later) displays: the runner writes each output as one JSON event to this
+ * device, so it reaches the host in order with the streams. Python gets no JavaScript object.
+ */
+const OUTPUT_DEVICE = '/dev/nbsandbox-output';
+
+function installOutputDevice(pyodide: PyodideApi): void {
+  const fs = pyodide.FS;
+  const device = fs.makedev(64, 1);
+  fs.registerDevice(device, {
+    open() {},
+    close() {},
+    read() {
+      throw new fs.ErrnoError(pyodide._module.ERRNO_CODES['EINVAL'] ?? 28);
+    },
+    write(_stream, buffer, offset, length) {
+      ring?.event(new Uint8Array(buffer.buffer, buffer.byteOffset + offset, length));
+      return length;
     },
   });
-  pyodide.setStdout(writer('stdout'));
-  pyodide.setStderr(writer('stderr'));
+  fs.mkdev(OUTPUT_DEVICE, 0o222, device);
 }
 
 interface Interpreter {
@@ -141,7 +196,7 @@ interface Interpreter {
   configure: PyProxyCallable;
   applyPermissions: PyProxyCallable;
   takeEvents: PyProxyCallable;
-  raw: RawStreams;
+  streams: StreamCapture;
   python: string;
 }
 
@@ -248,14 +303,22 @@ function placeGrantedFiles(pyodide: PyodideApi, grants: RunGrants): void {
   }
 }
 
-/** Regular files under the write roots (symlinks are not followed), within the caps. */
-function collectWrittenFiles(pyodide: PyodideApi, grants: RunGrants): { files: { path: string; data: string }[]; truncated: boolean } {
+/** Sends the regular files under the write roots (symlinks are not followed), within the caps, in pieces. */
+function sendWrittenFiles(pyodide: PyodideApi, grants: RunGrants): void {
   const fs = pyodide.FS;
-  const files: { path: string; data: string }[] = [];
   const seen = new Set<string>();
+  let files = 0;
   let bytes = 0;
   let truncated = false;
   const denied = (path: string) => grants.write.deny.some((prefix) => path === prefix || path.startsWith(prefix.replace(/\/?$/, '/')));
+  const send = (path: string, content: Uint8Array): void => {
+    let offset = 0;
+    do {
+      const piece = content.subarray(offset, offset + FILE_CHUNK_BYTES);
+      offset += piece.length;
+      emit({ t: 'file', path, data: bytesToBase64(piece), final: offset >= content.length });
+    } while (offset < content.length);
+  };
   const visit = (path: string, depth: number): void => {
     if (truncated || seen.has(path) || depth > 64 || denied(path)) return;
     seen.add(path);
@@ -263,16 +326,17 @@ function collectWrittenFiles(pyodide: PyodideApi, grants: RunGrants): { files: {
     if (fs.isDir(mode)) {
       for (const name of fs.readdir(path)) if (name !== '.' && name !== '..') visit(`${path === '/' ? '' : path}/${name}`, depth + 1);
     } else if (fs.isFile(mode)) {
-      if (files.length >= grants.writeCaps.maxFiles || bytes + size > grants.writeCaps.maxBytes) {
+      if (files >= grants.writeCaps.maxFiles || bytes + size > grants.writeCaps.maxBytes) {
         truncated = true;
         return;
       }
+      files += 1;
       bytes += size;
-      files.push({ path, data: bytesToBase64(fs.readFile(path)) });
+      send(path, fs.readFile(path));
     }
   };
   for (const root of grants.write.allow) if (fs.analyzePath(root).exists) visit(root, 0);
-  return { files, truncated };
+  emit({ t: 'files', truncated });
 }
 
 /** How this process gets its interpreter: a plain start, a restore, or building the snapshot. */
@@ -322,9 +386,11 @@ function preparePython(pyodide: PyodideApi, wasmDirUrl: string): void {
 function attachHost(pyodide: PyodideApi, wasmDirUrl: string, interruptBuffer: Int32Array): Interpreter {
   closeHostRoutes(pyodide);
   pyodide.setInterruptBuffer(interruptBuffer);
-  const raw: RawStreams = { stdout: '', stderr: '', budget: 0, truncated: false };
-  captureRawStreams(pyodide, raw);
+  const streams = new StreamCapture(pyodide);
+  pyodide.setStdout(streams.writer(0));
+  pyodide.setStderr(streams.writer(1));
   installBrokerDevice(pyodide);
+  installOutputDevice(pyodide);
   const namespace = privateNamespace(pyodide);
   pyodide.runPython(
     [
@@ -345,7 +411,7 @@ function attachHost(pyodide: PyodideApi, wasmDirUrl: string, interruptBuffer: In
     configure: runtime.configure,
     applyPermissions: runtime.apply,
     takeEvents: runtime.take_events,
-    raw,
+    streams,
     python: String(namespace.get('python')),
   };
 }
@@ -414,11 +480,11 @@ async function start(
   else preparePython(pyodide, wasmDirUrl);
   if (snapshot.kind === 'make') {
     deno.writeFileSync(snapshot.path, pyodide.makeMemorySnapshot());
-    scope.postMessage({ t: 'snapshot', pyodide: pyodide.version, buildMs: Math.round(performance.now() - startedAt) });
+    emit({ t: 'snapshot', pyodide: pyodide.version, buildMs: Math.round(performance.now() - startedAt) });
     return null;
   }
   const interpreter = attachHost(pyodide, wasmDirUrl, interruptBuffer);
-  scope.postMessage({
+  emit({
     t: 'ready',
     python: interpreter.python,
     pyodide: pyodide.version,
@@ -430,7 +496,7 @@ async function start(
 
 function forwardAuditEvents(interpreter: Interpreter): void {
   const events = JSON.parse(String(interpreter.takeEvents())) as unknown[];
-  if (events.length > 0) scope.postMessage({ t: 'audit', events });
+  if (events.length > 0) emit({ t: 'audit', events });
 }
 
 /** Installs the granted packages from the operator's package directory (integrity checked). */
@@ -442,11 +508,29 @@ async function loadGrantedPackages(interpreter: Interpreter, packages: readonly 
     errorCallback: (message) => problems.push(message),
     checkIntegrity: true,
   });
-  if (problems.length > 0) interpreter.raw.stderr += `nbsandbox: some granted packages could not be loaded: ${packages.join(', ')}\n`;
+  if (problems.length > 0) {
+    interpreter.pyodide.runPython(`import sys\nsys.stderr.write(${JSON.stringify(`nbsandbox: some granted packages could not be loaded: ${packages.join(', ')}\n`)})`, {
+      globals: privateNamespace(interpreter.pyodide),
+    });
+  }
+}
+
+/** What run_cell reports when Python itself failed to (the exception escaped the runner). */
+function escapedError(error: unknown, index: number): void {
+  const ename = typeof (error as { type?: unknown })?.type === 'string' ? String((error as { type: string }).type).slice(0, 256) : 'SystemError';
+  emit({ t: 'output', index, output: { output_type: 'error', ename, evalue: '', traceback: [] } });
 }
 
 async function runCells(interpreter: Interpreter, cells: readonly CellSource[], limits: RunLimits, grants: RunGrants): Promise<void> {
-  const { pyodide, runCell, configure, raw } = interpreter;
+  const { pyodide, runCell, configure, streams } = interpreter;
+  const first = cells[0];
+  // Anything written while the run is prepared (package notes) belongs to the first cell.
+  if (first) {
+    streams.cell = first.index;
+    emit({ t: 'start', index: first.index });
+  }
+  streams.open(limits.maxOutputBytes);
+  configure(JSON.stringify({ maxOutputBytes: limits.maxOutputBytes, maxResultBytes: limits.maxResultBytes, outputDevice: OUTPUT_DEVICE }));
   placeGrantedFiles(pyodide, grants);
   await loadGrantedPackages(interpreter, grants.packages);
   interpreter.applyPermissions(
@@ -454,50 +538,52 @@ async function runCells(interpreter: Interpreter, cells: readonly CellSource[], 
   );
   forwardAuditEvents(interpreter);
   memoryCapBytes = limits.memoryMb * MiB;
-  raw.budget = limits.maxOutputBytes;
-  configure(JSON.stringify({ maxOutputBytes: limits.maxOutputBytes, maxResultBytes: limits.maxResultBytes }));
   let executionCount = 0;
   for (const cell of cells) {
     executionCount += 1;
-    const result = JSON.parse(String(runCell(cell.index, cell.source, executionCount))) as {
-      status: 'ok' | 'error';
-      ename: string | null;
-      outputs: Array<Record<string, unknown>>;
-      truncated: boolean;
-    };
-    for (const name of ['stdout', 'stderr'] as const) {
-      if (raw[name]) result.outputs.push({ output_type: 'stream', name, text: raw[name] });
-      raw[name] = '';
+    if (cell !== first) {
+      streams.cell = cell.index;
+      emit({ t: 'start', index: cell.index });
+    }
+    let status: 'ok' | 'error' = 'error';
+    let truncated = false;
+    try {
+      const result = JSON.parse(String(runCell(cell.index, cell.source, executionCount))) as { status: 'ok' | 'error'; truncated: boolean };
+      status = result.status;
+      truncated = result.truncated;
+    } catch (error) {
+      escapedError(error, cell.index);
     }
     forwardAuditEvents(interpreter);
-    scope.postMessage({
-      t: 'cell',
-      index: cell.index,
-      status: result.status,
-      ...(result.ename ? { ename: result.ename } : {}),
-      outputs: result.outputs,
-      truncated: result.truncated || raw.truncated,
-      heapMb: heapMb(pyodide),
-    });
-    if (result.status !== 'ok') break;
+    emit({ t: 'end', index: cell.index, status, truncated: truncated || streams.limitHit });
+    if (status !== 'ok' || streams.limitHit) break;
   }
-  if (grants.write.allow.length > 0) scope.postMessage({ t: 'files', ...collectWrittenFiles(pyodide, grants) });
-  scope.postMessage({ t: 'done' });
+  if (grants.write.allow.length > 0) sendWrittenFiles(pyodide, grants);
+  emit({ t: 'done' });
 }
 
 let interpreter: Promise<Interpreter | null> | undefined;
 
+interface InitMessage {
+  readonly t: 'init';
+  readonly pyodideDirUrl: string;
+  readonly wasmDirUrl: string;
+  readonly packageDirUrl: string | null;
+  readonly snapshot: SnapshotMode;
+  readonly interruptBuffer: Int32Array;
+  readonly ringBuffer: SharedArrayBuffer;
+}
+
 scope.onmessage = (event: MessageEvent) => {
-  const message = event.data as
-    | { t: 'init'; pyodideDirUrl: string; wasmDirUrl: string; packageDirUrl: string | null; snapshot: SnapshotMode; interruptBuffer: Int32Array }
-    | { t: 'run'; cells: CellSource[]; limits: RunLimits; grants: RunGrants };
+  const message = event.data as InitMessage | { t: 'run'; cells: CellSource[]; limits: RunLimits; grants: RunGrants };
   if (message.t === 'init') {
+    ring = new RingWriter(message.ringBuffer, () => scope.postMessage({ t: 'drain' }));
     interpreter = start(message.pyodideDirUrl, message.wasmDirUrl, message.packageDirUrl, message.snapshot, message.interruptBuffer);
-    interpreter.catch((error: unknown) => scope.postMessage({ t: 'fatal', message: `start-up failed: ${String(error)}` }));
+    interpreter.catch((error: unknown) => emit({ t: 'fatal', message: `start-up failed: ${String(error)}` }));
     return;
   }
   if (!interpreter) {
-    scope.postMessage({ t: 'fatal', message: 'run before start-up' });
+    emit({ t: 'fatal', message: 'run before start-up' });
     return;
   }
   interpreter
@@ -505,5 +591,5 @@ scope.onmessage = (event: MessageEvent) => {
       if (!ready) throw new Error('this process only builds a snapshot');
       return runCells(ready, message.cells, message.limits, message.grants);
     })
-    .catch((error: unknown) => scope.postMessage({ t: 'fatal', message: `interpreter died: ${String(error)}` }));
+    .catch((error: unknown) => emit({ t: 'fatal', message: `interpreter died: ${String(error)}` }));
 };

@@ -6,6 +6,8 @@
 import { deno, type WorkerConstructor } from './deno-api.js';
 import type { HostMessage } from '../protocol.js';
 import type { SnapshotMode } from './interpreter.js';
+import { RECORD_EVENT, RECORD_EVENT_PART, RECORD_STREAM, RingReader, STREAM_NAMES, createRingBuffer, type RingRecord } from './ring.js';
+import { RING_BYTES, STREAM_LINE_CHARS } from './wire-sizes.js';
 
 // stdout carries the protocol: nothing else may write to it.
 console.log = console.info = console.debug = console.warn = console.error;
@@ -20,14 +22,66 @@ function snapshotMode(argument: string | undefined): SnapshotMode {
 }
 
 const encoder = new TextEncoder();
+const NEWLINE = new Uint8Array([0x0a]);
 
-function send(message: unknown): void {
-  const bytes = encoder.encode(JSON.stringify(message) + '\n');
+function writeAll(bytes: Uint8Array): void {
   let offset = 0;
   while (offset < bytes.length) offset += deno.stdout.writeSync(bytes.subarray(offset));
 }
 
+function send(message: unknown): void {
+  writeAll(encoder.encode(JSON.stringify(message) + '\n'));
+}
+
+/** How often the ring is emptied while the interpreter runs: the delay before output shows. */
+const PUMP_INTERVAL_MS = 10;
+
+const ringBuffer = createRingBuffer(RING_BYTES);
+const ring = new RingReader(ringBuffer);
+const decoders = STREAM_NAMES.map(() => new TextDecoder());
+let pendingStream: { stream: number; cell: number; text: string } | undefined;
+let eventParts: Uint8Array[] = [];
+
+function flushStream(): void {
+  if (!pendingStream) return;
+  const { stream, cell, text } = pendingStream;
+  pendingStream = undefined;
+  if (text !== '') send({ t: 'stream', index: cell, name: STREAM_NAMES[stream], text });
+}
+
+function onRecord(record: RingRecord): void {
+  if (record.kind === RECORD_STREAM) {
+    const decoder = decoders[record.stream];
+    if (!decoder) return;
+    if (pendingStream && (pendingStream.stream !== record.stream || pendingStream.cell !== record.cell)) flushStream();
+    const text = decoder.decode(record.payload, { stream: true });
+    pendingStream = pendingStream ? { ...pendingStream, text: pendingStream.text + text } : { stream: record.stream, cell: record.cell, text };
+    if (pendingStream.text.length >= STREAM_LINE_CHARS) flushStream();
+    return;
+  }
+  if (record.kind === RECORD_EVENT_PART) {
+    eventParts.push(record.payload);
+    return;
+  }
+  if (record.kind === RECORD_EVENT) {
+    flushStream();
+    for (const part of eventParts) writeAll(part);
+    eventParts = [];
+    writeAll(record.payload);
+    writeAll(NEWLINE);
+  }
+}
+
+/** Moves everything the interpreter has written so far to the host. */
+function pump(): void {
+  ring.drain(onRecord);
+  flushStream();
+}
+
+setInterval(pump, PUMP_INTERVAL_MS);
+
 function die(message: string): never {
+  pump();
   send({ t: 'fatal', message });
   return deno.exit(70);
 }
@@ -59,13 +113,16 @@ function answerFetch(id: number, answer: unknown): void {
 
 interpreter.onmessage = (event) => {
   const data = event.data as { t?: string; id?: number; answerBuffer?: SharedArrayBuffer };
+  if (data.t === 'drain') {
+    pump();
+    return;
+  }
   if (data.t === 'fetch' && typeof data.id === 'number' && data.answerBuffer instanceof SharedArrayBuffer) {
     const { answerBuffer, ...request } = data;
     waitingFetches.set(data.id, answerBuffer);
+    pump();
     send(request);
-    return;
   }
-  send(event.data);
 };
 interpreter.onerror = (event) => {
   event.preventDefault();
@@ -78,6 +135,7 @@ interpreter.postMessage({
   packageDirUrl: packageDirUrl === '-' ? null : packageDirUrl,
   snapshot: snapshotMode(snapshotArgument),
   interruptBuffer,
+  ringBuffer,
 });
 
 /** Test-only: the host started this process with a probe module that tries to reach the host. */
@@ -126,25 +184,34 @@ function isHostMessage(value: unknown): value is HostMessage {
   );
 }
 
+function handleLine(line: string): void {
+  let message: unknown;
+  try {
+    message = JSON.parse(line);
+  } catch {
+    die('host sent a line that is not JSON');
+  }
+  if (!isHostMessage(message)) die('host sent an unknown message');
+  handle(message);
+}
+
 async function readHost(): Promise<void> {
-  let pending = '';
+  // Each chunk is searched once; a line spread over many chunks is joined once (linear time).
+  let parts: string[] = [];
   for await (const chunk of deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
+    let start = 0;
     let newline: number;
-    while ((newline = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, newline);
-      pending = pending.slice(newline + 1);
-      let message: unknown;
-      try {
-        message = JSON.parse(line);
-      } catch {
-        die('host sent a line that is not JSON');
-      }
-      if (!isHostMessage(message)) die('host sent an unknown message');
-      handle(message);
+    while ((newline = chunk.indexOf('\n', start)) >= 0) {
+      parts.push(chunk.slice(start, newline));
+      const line = parts.join('');
+      parts = [];
+      start = newline + 1;
+      handleLine(line);
     }
+    if (start < chunk.length) parts.push(chunk.slice(start));
   }
   // The host closed the channel: nothing left to do.
+  pump();
   deno.exit(0);
 }
 
