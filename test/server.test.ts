@@ -243,8 +243,11 @@ describe('HTTP API', () => {
     assert.deepEqual(await health.json(), { status: 'ok' });
   });
 
-  it('answers 503 with Retry-After when the run queue is full, and /readyz shows the queue', async () => {
-    const { api } = makeApi({ NBS_MAX_RUNS: '1', NBS_MAX_QUEUED_RUNS: '0' });
+  it('answers 503 with Retry-After when the run queue is full, and /readyz shows the queue', async (t) => {
+    // The queue is the sandbox's own, sized from the same variables as in the server.
+    const small = await createSandbox({ warmProcesses: 1, maxConcurrentRuns: 1, maxQueuedRuns: 0 });
+    t.after(() => small.close());
+    const { api } = makeApi({ NBS_MAX_RUNS: '1', NBS_MAX_QUEUED_RUNS: '0' }, { sandbox: small });
     const first = api.app.request('/v1/run', json({ source: 'import time\ntime.sleep(3)', timeoutMs: 10_000 }));
     let ready: { runs: { running: number; queued: number } } | undefined;
     for (let attempt = 0; attempt < 100; attempt += 1) {

@@ -10,6 +10,7 @@ import { NbsError } from '../errors.js';
 import { VerdictCache, type VerdictCacheOptions } from './verdict-cache.js';
 import type { Policy } from '../policy/load.js';
 import { SEVERITIES, type Severity } from '../policy/schema.js';
+import { parseCheckAnswer } from './answer.js';
 import type { CheckInput, CheckResult, Finding, Verdict } from './types.js';
 
 export interface CheckerOptions {
@@ -87,8 +88,9 @@ class CheckerWorker {
     });
     this.worker.on('error', () => undefined);
     this.worker.once('exit', () => {
-      this.finish(this.started ? null : new NbsError('NBS_CHECKER_FAILED', 'a checker worker did not start'));
+      // Out of service first: finishing the job hands out the next one, never to this worker.
       this.retire();
+      this.finish(this.started ? null : new NbsError('NBS_CHECKER_FAILED', 'a checker worker did not start'));
     });
   }
 
@@ -171,9 +173,9 @@ export class Checker implements AsyncDisposable {
     if (this.closed) throw new NbsError('NBS_CHECKER_FAILED', 'the checker has been closed');
     const policyInfo = { id: policy.id, hash: policy.hash };
     const durationMs = Math.round(performance.now() - startedAt);
-    if (response === null) return this.failClosed(input, policy, durationMs);
+    const parsed = response === null ? null : parseCheckAnswer(response);
+    if (response === null || parsed === null) return this.failClosed(input, policy, durationMs);
     if (cached === undefined) this.cache?.set(key, response);
-    const parsed = JSON.parse(response) as Omit<CheckResult, 'policy' | 'durationMs'>;
     return { ...parsed, policy: policyInfo, durationMs };
   }
 

@@ -53,7 +53,7 @@ export interface Api {
   readonly app: NbsApp;
   /** Marks the server as shutting down: /readyz answers 503 and new runs are refused. */
   stopAccepting(): void;
-  /** Runs executing or waiting now. */
+  /** Runs executing or waiting in the sandbox's queue now. */
   inFlight(): number;
   /** Requests being handled now. */
   activeRequests(): number;
@@ -62,12 +62,11 @@ export interface Api {
 export function createApp(deps: AppDeps): Api {
   const { config, log } = deps;
   const app: NbsApp = new Hono<{ Variables: Variables }>();
-  const runs = { running: 0, waiting: 0 };
   let active = 0;
   let accepting = true;
   const answers = new CheckAnswers();
   const metrics = config.metrics
-    ? createMetrics({ sandbox: deps.sandbox, checker: deps.checker, answers: () => answers.stats(), runs: () => runs })
+    ? createMetrics({ sandbox: deps.sandbox, checker: deps.checker, answers: () => answers.stats() })
     : null;
 
   const event = (c: Context<{ Variables: Variables }>, name: string, fields: Record<string, unknown> = {}) =>
@@ -227,43 +226,44 @@ export function createApp(deps: AppDeps): Api {
     return c.body(body, 200, { 'Content-Type': 'application/json' });
   });
 
+  /** Runs wait in the sandbox's own bounded queue; refuse early when it is full or we are stopping. */
+  const refuseRun = (c: Context<{ Variables: Variables }>): never => {
+    c.header('Retry-After', '5');
+    event(c, 'queue-full');
+    throw new NbsError('NBS_BUSY');
+  };
+  const sandboxFull = (): boolean => {
+    const { running, queued, maxConcurrentRuns, maxQueuedRuns } = deps.sandbox.stats();
+    return running + queued >= maxConcurrentRuns + maxQueuedRuns;
+  };
+
   app.post('/v1/run', validateSubmission, async (c) => {
     const { submission, policy, input } = await receive(c);
-    if (!accepting || runs.running + runs.waiting >= config.maxConcurrentRuns + config.maxQueuedRuns) {
-      c.header('Retry-After', '5');
-      event(c, 'queue-full');
-      throw new NbsError('NBS_BUSY');
-    }
-    runs.waiting += 1;
+    if (!accepting || sandboxFull()) refuseRun(c);
+    const check = await checkLogged(c, input, policy);
     let result: RunResult;
-    try {
-      const check = await checkLogged(c, input, policy);
-      if (check.verdict === 'deny') {
-        result = deniedResult(check);
-      } else {
-        const timeoutMs = Math.min(submission.timeoutMs ?? policy.limits.timeoutMs, config.maxRunTimeoutMs);
-        runs.waiting -= 1;
-        runs.running += 1;
-        try {
-          const run = await deps.sandbox.run(
-            { cells: input.cells },
-            {
-              timeoutMs,
-              memoryMb: policy.limits.memoryMb,
-              permissions: policyPermissions(policy),
-              onAudit: (audit) => {
-                if (!audit.allowed) event(c, 'permission-denied', { kind: audit.kind, value: audit.value, source: audit.source, runId: audit.runId });
-              },
+    if (check.verdict === 'deny') {
+      result = deniedResult(check);
+    } else {
+      const timeoutMs = Math.min(submission.timeoutMs ?? policy.limits.timeoutMs, config.maxRunTimeoutMs);
+      let run: RunResult;
+      try {
+        run = await deps.sandbox.run(
+          { cells: input.cells },
+          {
+            timeoutMs,
+            memoryMb: policy.limits.memoryMb,
+            permissions: policyPermissions(policy),
+            onAudit: (audit) => {
+              if (!audit.allowed) event(c, 'permission-denied', { kind: audit.kind, value: audit.value, source: audit.source, runId: audit.runId });
             },
-          );
-          result = { ...run, check };
-        } finally {
-          runs.running -= 1;
-          runs.waiting += 1;
-        }
+          },
+        );
+      } catch (error) {
+        if (isNbsError(error) && error.code === 'NBS_BUSY') refuseRun(c);
+        throw error;
       }
-    } finally {
-      runs.waiting -= 1;
+      result = { ...run, check };
     }
     event(c, 'run', { runId: result.runId, status: result.status, durationMs: result.durationMs });
     if (result.status === 'killed') event(c, 'sandbox-crash', { runId: result.runId, code: result.error?.code });
@@ -292,7 +292,7 @@ export function createApp(deps: AppDeps): Api {
       {
         ready,
         ...(!accepting ? { reason: 'shutting down' } : failing ? { reason: 'sandbox processes keep failing to start' } : {}),
-        runs: { running: runs.running, queued: runs.waiting, maxConcurrent: config.maxConcurrentRuns, maxQueued: config.maxQueuedRuns },
+        runs: { running: sandboxes.running, queued: sandboxes.queued, maxConcurrent: sandboxes.maxConcurrentRuns, maxQueued: sandboxes.maxQueuedRuns },
         sandboxes,
         checkCache: deps.checker.cacheStats(),
         answerCache: answers.stats(),
@@ -343,7 +343,10 @@ export function createApp(deps: AppDeps): Api {
     stopAccepting: () => {
       accepting = false;
     },
-    inFlight: () => runs.running + runs.waiting,
+    inFlight: () => {
+      const { running, queued } = deps.sandbox.stats();
+      return running + queued;
+    },
     activeRequests: () => active,
   };
 }

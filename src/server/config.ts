@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import * as v from 'valibot';
 import { NbsError } from '../errors.js';
+import { defaultCheckerWorkers } from '../check/checker.js';
 import { defaultPoolSize } from '../sandbox/sandbox.js';
 
 export interface ServerConfig {
@@ -38,6 +39,9 @@ export interface ServerConfig {
   readonly maxRunTimeoutMs: number;
   /** Send Strict-Transport-Security (served over TLS or behind a TLS proxy). */
   readonly hsts: boolean;
+  /** Checker worker threads, and how long one check may take before its worker is replaced. */
+  readonly checkWorkers: number;
+  readonly checkTimeoutMs: number;
   readonly shutdownGraceMs: number;
 }
 
@@ -69,6 +73,8 @@ const envSchema = v.object({
   NBS_MAX_QUEUED_RUNS: v.optional(integer(0, 10_000), '16'),
   NBS_MAX_RUN_TIMEOUT_MS: v.optional(integer(1000, 3_600_000), '60000'),
   NBS_HSTS: v.optional(flag, 'false'),
+  NBS_CHECK_WORKERS: v.optional(integer(1, 64), String(defaultCheckerWorkers())),
+  NBS_CHECK_TIMEOUT_MS: v.optional(integer(100, 600_000), '30000'),
   NBS_SHUTDOWN_GRACE_MS: v.optional(integer(0, 600_000), '10000'),
 });
 
@@ -104,6 +110,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     metrics: e.NBS_METRICS,
     maxRunTimeoutMs: e.NBS_MAX_RUN_TIMEOUT_MS,
     hsts: e.NBS_HSTS,
+    checkWorkers: e.NBS_CHECK_WORKERS,
+    checkTimeoutMs: e.NBS_CHECK_TIMEOUT_MS,
     shutdownGraceMs: e.NBS_SHUTDOWN_GRACE_MS,
   };
 }

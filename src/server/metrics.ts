@@ -12,8 +12,6 @@ export interface MetricsSources {
   readonly checker: Checker;
   /** The server's answer cache for repeated check bodies. */
   readonly answers: () => { readonly hits: number; readonly misses: number; readonly entries: number };
-  /** The server's own run queue (runs admitted to /v1/run). */
-  readonly runs: () => { readonly running: number; readonly waiting: number };
 }
 
 export interface Metrics {
@@ -58,7 +56,10 @@ export function createMetrics(sources: MetricsSources): Metrics {
   total('nbsandbox_sandbox_processes_started_total', 'Sandbox processes started', () => pool().started);
   gauge('nbsandbox_sandbox_start_failures_in_a_row', 'Warm sandbox start-ups that failed since the last one that worked', () => pool().startFailuresInARow);
   total('nbsandbox_sandbox_warm_failures_total', 'Warm sandbox processes that failed to start or died before use', () => pool().failedWarm);
-  gauge('nbsandbox_runs_admitted', 'Runs admitted by the server and not yet finished', () => sources.runs().running + sources.runs().waiting);
+  gauge('nbsandbox_runs_admitted', 'Runs executing or waiting in the sandbox queue', () => {
+    const { running, queued } = sources.sandbox.stats();
+    return running + queued;
+  });
   total('nbsandbox_check_cache_hits_total', 'Checks answered from the verdict cache', () => sources.checker.cacheStats().hits);
   total('nbsandbox_check_cache_misses_total', 'Checks the verdict cache could not answer', () => sources.checker.cacheStats().misses);
   gauge('nbsandbox_check_cache_entries', 'Verdicts held in the cache', () => sources.checker.cacheStats().entries);

@@ -65,8 +65,7 @@ async function policyRegistry(defaultPolicy: string): Promise<{ policies: Map<st
 export async function startServer(config: ServerConfig, logOptions: AuditLogOptions = {}): Promise<RunningServer> {
   const log = createAuditLog({ file: config.logFile, ...logOptions });
   const { policies, defaultId } = await policyRegistry(config.policy);
-  // One checker worker per core (the default): checks are short and the sandboxes mostly wait.
-  const checker = new Checker();
+  const checker = new Checker({ workers: config.checkWorkers, timeoutMs: config.checkTimeoutMs });
   let sandbox: Sandbox | undefined;
   let redis: RedisConnection | null = null;
   try {
