@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { NOTEBOOKS } from './helpers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'cli.js');
-const corpus = join(root, '..', 'shared', 'corpus');
 
 interface Outcome {
   readonly code: number;
@@ -99,13 +99,14 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
   });
 
   it('runs the code cells of a real nbformat 4.5 notebook and echoes cell ids', async () => {
-    const outcome = await nbsandbox('run', join(corpus, 'nbformat-tests', 'test4.5.ipynb'), '--json');
+    const outcome = await nbsandbox('run', join(NOTEBOOKS, 'v4.5.ipynb'), '--json');
     const result = JSON.parse(outcome.stdout);
     assert.equal(result.cells[0].status, 'ok');
     assert.equal(result.cells[0].outputs[0].text, 'hello\n');
-    assert.equal(typeof result.cells[0].id, 'string');
+    assert.equal(result.cells[0].id, 'say-hello');
     assert.ok(result.cells[0].index > 0, 'index counts markdown cells');
     assert.equal(result.cells[1].outputs[0].ename, 'ModuleNotFoundError');
+    assert.equal(result.cells[2].status, 'skipped');
     assert.equal(outcome.code, 1);
   });
 
@@ -114,7 +115,7 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     ['a directory', () => ['run', join(dir, 'folder.py')], 'NBS_INPUT_NOT_FILE'],
     ['non-UTF-8 source', () => ['run', join(dir, 'latin1.py')], 'NBS_INPUT_NOT_UTF8'],
     ['a notebook that is not JSON', () => ['run', join(dir, 'broken.ipynb')], 'NBS_NOTEBOOK_INVALID_JSON'],
-    ['an nbformat v3 notebook', () => ['run', join(corpus, 'nbformat-tests', 'test3.ipynb')], 'NBS_NOTEBOOK_UNSUPPORTED_VERSION'],
+    ['an nbformat v3 notebook', () => ['run', join(NOTEBOOKS, 'v3.ipynb')], 'NBS_NOTEBOOK_UNSUPPORTED_VERSION'],
     ['a 17 MiB file', () => ['run', join(dir, 'huge.py')], 'NBS_INPUT_TOO_LARGE'],
     ['an unknown file type', () => ['run', join(dir, 'notes.txt')], 'NBS_INPUT_UNSUPPORTED_TYPE'],
     ['an unknown option', () => ['run', join(dir, 'hello.py'), '--frobnicate'], 'NBS_USAGE'],

@@ -1,15 +1,75 @@
-/** Notebook ingest against nbformat's own test notebooks (read from ../shared/corpus). */
+/**
+ * Notebook ingest: the project's own notebooks of every nbformat version and kind of damage
+ * (always), and nbformat's own test notebooks from the shared corpus (when it is beside the
+ * project, as in CI).
+ */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { NbsError } from '../dist/index.js';
 import fc from 'fast-check';
 import { loadInputText, parseIpynb } from '../dist/notebook/index.js';
+import { NOTEBOOKS, sharedCorpus } from './helpers.js';
 
-const tests = join(fileURLToPath(new URL('..', import.meta.url)), '..', 'shared', 'corpus', 'nbformat-tests');
+const corpus = sharedCorpus('nbformat-tests');
+const tests = corpus.dir;
 const read = (name: string) => readFileSync(join(tests, name), 'utf8');
+const own = (name: string) => readFileSync(join(NOTEBOOKS, name), 'utf8');
+
+function refusal(text: string): NbsError {
+  try {
+    parseIpynb(text);
+  } catch (error) {
+    if (error instanceof NbsError) return error;
+    throw error;
+  }
+  assert.fail('the notebook was accepted');
+}
+
+describe("parseIpynb on the project's own notebooks", () => {
+  const accepted: [string, number][] = [['v4.0.ipynb', 3], ['v4.1.ipynb', 2], ['v4.2.ipynb', 1], ['v4.3.ipynb', 1], ['v4.4.ipynb', 2], ['v4.5.ipynb', 4], ['magics.ipynb', 5]];
+  for (const [file, cells] of accepted) {
+    it(`accepts ${file}`, () => {
+      const notebook = parseIpynb(own(file));
+      assert.equal(notebook.cells.length, cells);
+      assert.ok(notebook.cells.every((cell, index) => cell.index === index && typeof cell.source === 'string'));
+    });
+  }
+  it('keeps nbformat 4.5 cell ids', () => {
+    assert.deepEqual(parseIpynb(own('v4.5.ipynb')).cells.map((cell) => cell.id), ['intro', 'say-hello', 'import-missing', 'after']);
+  });
+  const refused: [string, string, RegExp?][] = [
+    ['v2.ipynb', 'NBS_NOTEBOOK_UNSUPPORTED_VERSION'],
+    ['v3.ipynb', 'NBS_NOTEBOOK_UNSUPPORTED_VERSION'],
+    ['v4.99-future.ipynb', 'NBS_NOTEBOOK_UNSUPPORTED_VERSION'],
+    ['invalid-structure.ipynb', 'NBS_NOTEBOOK_INVALID', /cells\.0\.source: required/],
+    ['invalid-cell-id.ipynb', 'NBS_NOTEBOOK_INVALID'],
+    ['duplicate-cell-ids.ipynb', 'NBS_NOTEBOOK_INVALID'],
+    ['missing-cell-id.ipynb', 'NBS_NOTEBOOK_INVALID'],
+    ['invalid-metadata.ipynb', 'NBS_NOTEBOOK_INVALID', /metadata\.kernelspec: expected Object/],
+    ['no-minor-version.ipynb', 'NBS_NOTEBOOK_INVALID'],
+    ['not-json.ipynb', 'NBS_NOTEBOOK_INVALID_JSON'],
+  ];
+  for (const [file, code, message] of refused) {
+    it(`refuses ${file} with ${code}`, () => {
+      const error = refusal(own(file));
+      assert.equal(error.code, code);
+      assert.ok(!error.message.includes('Error:'), error.message);
+      if (message) assert.match(error.message, message);
+    });
+  }
+  it('covers every notebook in its folder', () => {
+    const onDisk = readdirSync(NOTEBOOKS).filter((name) => name.endsWith('.ipynb')).sort();
+    assert.deepEqual([...accepted.map(([file]) => file), ...refused.map(([file]) => file)].sort(), onDisk);
+  });
+  it('refuses JSON nested deeper than it can validate, with a clear code', () => {
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    const error = refusal(`{"nbformat": 4, "nbformat_minor": 5, "metadata": {"x": ${deep}}, "cells": []}`);
+    assert.equal(error.code, 'NBS_NOTEBOOK_INVALID');
+    assert.match(error.message, /nested deeper than 256 levels/);
+  });
+});
 
 interface Expectation {
   readonly file: string;
@@ -28,18 +88,10 @@ function expectations(): Expectation[] {
   });
 }
 
-function rejection(name: string): NbsError {
-  try {
-    parseIpynb(read(name));
-  } catch (error) {
-    if (error instanceof NbsError) return error;
-    throw error;
-  }
-  assert.fail(`${name} was accepted`);
-}
+const rejection = (name: string): NbsError => refusal(read(name));
 
-describe('parseIpynb on nbformat\'s own test notebooks (EXPECTED.md)', () => {
-  const table = expectations();
+describe("parseIpynb on nbformat's own test notebooks (EXPECTED.md)", { skip: corpus.skip }, () => {
+  const table = corpus.skip ? [] : expectations();
   it('covers every notebook in the corpus folder', () => {
     const onDisk = readdirSync(tests).filter((name) => name.endsWith('.ipynb')).sort();
     assert.deepEqual(table.map((row) => row.file).sort(), onDisk);
@@ -121,7 +173,7 @@ describe('ingest limits', () => {
 });
 
 describe('ingest under fuzzing', () => {
-  const valid = JSON.parse(read('test4.5.ipynb')) as unknown;
+  const valid = JSON.parse(own('v4.5.ipynb')) as unknown;
 
   /** Replaces the value at a random path of a JSON value with another JSON value. */
   function mutate(value: unknown, path: readonly number[], replacement: unknown): unknown {
@@ -160,7 +212,7 @@ describe('ingest under fuzzing', () => {
     );
   });
   it('answers random text and truncated notebooks with an NbsError', () => {
-    const text = read('test4.5.ipynb');
+    const text = own('v4.5.ipynb');
     fc.assert(fc.property(fc.string(), (garbage) => onlyNbsErrors(garbage)), { numRuns: 300 });
     fc.assert(fc.property(fc.nat({ max: text.length - 1 }), (cut) => onlyNbsErrors(text.slice(0, cut))), { numRuns: 300 });
   });

@@ -17,8 +17,8 @@ import { readConfig } from '../dist/server/config.js';
 import { startServer } from '../dist/server/serve.js';
 import { readWebAssets } from '../dist/server/web.js';
 import { compileNetRules, createGuardedFetcher } from '../dist/sandbox/permissions/net.js';
+import { NOTEBOOKS } from './helpers.js';
 
-const corpus = join(fileURLToPath(new URL('..', import.meta.url)), '..', 'shared', 'corpus');
 const API_KEY = 'test-key-0123456789abcdef';
 const SECRET_MARKER = 'notebook-content-marker-7f3a';
 
@@ -118,7 +118,7 @@ describe('HTTP API', () => {
     assert.equal(deniedBody.verdict, 'deny');
     assert.equal(deniedBody.policy.id, 'default');
     assert.ok(deniedBody.findings.some((finding) => finding.ruleId === 'NBS-PROC-001'));
-    const notebook = readFileSync(join(corpus, 'nbformat-tests', 'test4.5.ipynb'), 'utf8');
+    const notebook = readFileSync(join(NOTEBOOKS, 'v4.5.ipynb'), 'utf8');
     const uploaded = await api.app.request('/v1/check', upload('test4.5.ipynb', notebook, { policy: 'strict' }));
     assert.equal(uploaded.status, 200);
     assert.equal(((await uploaded.json()) as { policy: { id: string } }).policy.id, 'strict');
@@ -187,7 +187,7 @@ describe('HTTP API', () => {
 
   it('answers 422 for invalid notebooks and unknown policies', async () => {
     const { api } = makeApi();
-    const v3 = readFileSync(join(corpus, 'nbformat-tests', 'test3.ipynb'), 'utf8');
+    const v3 = readFileSync(join(NOTEBOOKS, 'v3.ipynb'), 'utf8');
     const old = await api.app.request('/v1/check', upload('test3.ipynb', v3));
     assert.equal(old.status, 422);
     assert.equal((await errorOf(old)).code, 'NBS_NOTEBOOK_UNSUPPORTED_VERSION');

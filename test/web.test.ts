@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { readConfig } from '../dist/server/config.js';
@@ -28,13 +27,8 @@ interface Watched {
   readonly requests: string[];
 }
 
-async function waitForChromium(): Promise<void> {
-  // Chromium may still be being installed by apt when the tests start.
-  for (let waited = 0; !existsSync(CHROMIUM); waited += 1000) {
-    if (waited > 240_000) throw new Error(`${CHROMIUM} did not appear`);
-    await delay(1000);
-  }
-}
+/** .ci/run installs Debian's Chromium; elsewhere the browser tests are skipped without it. */
+const SKIP = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
 async function openPage(): Promise<Watched> {
   assert.ok(browser && server);
@@ -111,10 +105,11 @@ const codeCell = (id: string, source: string, extra: Record<string, unknown> = {
 
 before(
   async () => {
+    if (SKIP) return;
     const started = startServer(readConfig({ PORT: '0', NBS_RATE_LIMIT_CHECK: '0', NBS_RATE_LIMIT_RUN: '0' }), {
       stream: { write: (line: string) => void logLines.push(JSON.parse(line) as { event?: string }) },
     });
-    const launched = waitForChromium().then(() => chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] }));
+    const launched = chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     const [s, b] = await Promise.allSettled([started, launched]);
     if (s.status === 'fulfilled') server = s.value;
     if (b.status === 'fulfilled') browser = b.value;
@@ -134,7 +129,7 @@ after(async () => {
   );
 });
 
-describe('web page', { timeout: 180_000 }, () => {
+describe('web page', { timeout: 180_000, skip: SKIP }, () => {
   it('works under its CSP: the script fills the policy list from the API and the stylesheet applies', async () => {
     assert.ok(server);
     const watched = await openPage();

@@ -9,7 +9,8 @@
  * - accepts only http/https URLs without credentials and a small set of methods;
  * - checks the host and port against the rules;
  * - resolves the name itself and refuses the hop if any answer is not a public address, unless
- *   that exact address is in `allowAddresses` (so a name cannot mix a public and a private answer);
+ *   that exact address is in `allowAddresses` for that port (so a name cannot mix a public and a
+ *   private answer, nor reach other ports of a listed private address);
  * - connects to the addresses it checked (a `lookup` that returns them), so DNS cannot change
  *   between check and connect, while Host and TLS SNI/verification still use the name.
  *
@@ -27,11 +28,20 @@ import { NbsError } from '../../errors.js';
 
 export type NetDecision = 'allow' | 'deny' | 'unlisted';
 
+/** A non-public address that may be reached, on one port or (null) any. */
+export interface ListedAddress {
+  readonly address: string;
+  readonly port: number | null;
+}
+
 export interface NetRules {
   /** `hostname` as in a URL (case, trailing dot, brackets, IDN and IPv4 forms are normalised). */
   decide(hostname: string, port: number): NetDecision;
-  /** IP addresses named by allow entries, canonical: the non-public addresses a caller may list in `allowAddresses`. */
-  readonly listedAddresses: readonly string[];
+  /**
+   * IP addresses named by allow entries, canonical, each with the port its entry names (null: any
+   * port): the non-public endpoints a caller may pass on as `allowAddresses`.
+   */
+  readonly listedAddresses: readonly ListedAddress[];
 }
 
 export interface NetRuleLists {
@@ -129,7 +139,7 @@ export function compileNetRules(lists: NetRuleLists): NetRules {
   const allow = read(lists.allow);
   const deny = read(lists.deny);
   return {
-    listedAddresses: [...new Set(allow.filter((rule) => isIP(rule.host) !== 0).map((rule) => rule.host))],
+    listedAddresses: allow.filter((rule) => isIP(rule.host) !== 0).map((rule) => ({ address: rule.host, port: rule.port })),
     decide(hostname, port) {
       const host = normalizeHost(hostname);
       if (host === null || !Number.isInteger(port) || port < 0 || port > 65535) return 'deny';
@@ -230,8 +240,11 @@ export interface NetEvent {
 
 export interface GuardedFetcherOptions {
   readonly rules: NetRules;
-  /** Exact addresses that may be reached although they are not public. */
-  readonly allowAddresses?: readonly string[];
+  /**
+   * Exact addresses that may be reached although they are not public: a string for any port, or
+   * an address with the one port it may be reached on (what `NetRules.listedAddresses` gives).
+   */
+  readonly allowAddresses?: readonly (string | ListedAddress)[];
   /** Name resolution; the default asks the system resolver for all addresses. */
   readonly resolve?: (hostname: string) => Promise<readonly ResolvedAddress[]>;
   /** Default 16 MiB. */
@@ -353,14 +366,20 @@ export function createGuardedFetcher(options: GuardedFetcherOptions): GuardedFet
   const maxRequestBytes = limit(options.maxRequestBytes, 16 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER, 'maxRequestBytes');
   const timeoutMs = limit(options.timeoutMs, 30_000, 1, 2 ** 31 - 1, 'timeoutMs');
   const maxRedirects = limit(options.maxRedirects, 5, 0, 100, 'maxRedirects');
+  // `address` (any port) or `address port` (that port only).
   const allowAddresses = new Set(
-    (options.allowAddresses ?? []).map((address) => {
-      if (typeof address !== 'string' || address.includes('%') || isIP(address) === 0) {
-        throw new NbsError('NBS_OPTION_INVALID', `allowAddresses entry ${typeof address === 'string' ? shown(address) : ''} is not an IP address`);
+    (options.allowAddresses ?? []).map((entry) => {
+      const { address, port } = typeof entry === 'string' ? { address: entry, port: null } : (entry ?? { address: undefined, port: null });
+      if (typeof address !== 'string' || address.includes('%') || isIP(address) === 0 || (port !== null && !(Number.isInteger(port) && port >= 1 && port <= 65535))) {
+        throw new NbsError('NBS_OPTION_INVALID', `allowAddresses entry ${typeof address === 'string' ? shown(address) : ''} is not an IP address with an optional port`);
       }
-      return canonicalAddress(address);
+      return port === null ? canonicalAddress(address) : `${canonicalAddress(address)} ${port}`;
     }),
   );
+  const addressAllowed = (address: string, port: number) => {
+    const canonical = canonicalAddress(address);
+    return allowAddresses.has(canonical) || allowAddresses.has(`${canonical} ${port}`);
+  };
   const userAgent = options.userAgent;
   if (userAgent !== undefined && !HEADER_VALUE.test(userAgent)) throw new NbsError('NBS_OPTION_INVALID', 'userAgent is not a valid header value');
 
@@ -408,7 +427,7 @@ export function createGuardedFetcher(options: GuardedFetcherOptions): GuardedFet
     // Every answer must pass: a name must not mix a public address with a private one.
     for (const address of addresses) {
       const kind = addressClass(address);
-      if (kind !== 'public' && !allowAddresses.has(canonicalAddress(address))) {
+      if (kind !== 'public' && !addressAllowed(address, port)) {
         refuse(value, `${kind} address`, `net access to ${quoted} refused: ${literal !== 0 ? '' : 'it resolves to a '}${kind} address`);
       }
     }
