@@ -111,6 +111,11 @@ def _audit(event, args):
             _check_write(args[position])
 
 
+def _prefixes(name):
+    """"a.b.c" -> ["a.b.c", "a.b", "a"]: a rule for a package covers its submodules."""
+    return [name.rsplit(".", depth)[0] for depth in range(name.count(".") + 1)]
+
+
 class _ImportPolicy:
     """Refuses modules the run's import permission does not grant.
 
@@ -123,7 +128,7 @@ class _ImportPolicy:
     def find_spec(name, path=None, target=None):
         allow, deny = _state["imports"]
         top = name.partition(".")[0]
-        prefixes = [name.rsplit(".", depth)[0] for depth in range(name.count(".") + 1)]
+        prefixes = _prefixes(name)
         if any(prefix in deny for prefix in prefixes):
             _deny("import", name, "--allow-import")
         if allow is None or top in _state["stdlib"] or any(prefix in allow for prefix in prefixes):
@@ -131,6 +136,17 @@ class _ImportPolicy:
         if path is None and _installed(name):
             _deny("import", name, "--allow-import")
         return None
+
+
+def _forget_denied_modules(deny):
+    """Denied modules the runtime already loaded must not import from sys.modules either.
+
+    The runtime's own code keeps the references it took at start-up; user code that asks for
+    the module goes through the import system again and meets the policy.
+    """
+    for name in list(sys.modules):
+        if any(prefix in deny for prefix in _prefixes(name)):
+            del sys.modules[name]
 
 
 def _installed(name):
@@ -153,7 +169,9 @@ def apply(config_json):
         _state[kind] = (tuple(rules.get("allow") or ()), tuple(rules.get("deny") or ()))
     imports = config.get("imports") or {}
     allow = imports.get("allow")
-    _state["imports"] = (None if allow is None else frozenset(allow), frozenset(imports.get("deny") or ()))
+    deny = frozenset(imports.get("deny") or ())
+    _state["imports"] = (None if allow is None else frozenset(allow), deny)
+    _forget_denied_modules(deny)
     _state["stdlib"] = frozenset(getattr(sys, "stdlib_module_names", ()))
     for name, value in (config.get("env") or {}).items():
         os.environ[name] = value
