@@ -9,6 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Checker, checkNotebook, type CheckResult } from './check/index.js';
 import { runFixtures } from './check/fixtures.js';
+import { printable, printableLine } from './cli/printable.js';
 import { loadInputFile, type LoadedInput } from './notebook/index.js';
 import { loadPolicy, SHIPPED_POLICY_DIR, shippedPolicyNames } from './policy/load.js';
 import { deniedResult } from './sandbox/denied.js';
@@ -76,13 +77,13 @@ function integerOption(name: string, value: string | undefined): number | undefi
 function renderOutput(output: NotebookOutput, write: { out(text: string): void; err(text: string): void }): void {
   switch (output.output_type) {
     case 'stream':
-      (output.name === 'stdout' ? write.out : write.err)(output.text);
+      (output.name === 'stdout' ? write.out : write.err)(printable(output.text));
       return;
     case 'execute_result':
-      write.out(`Out[${output.execution_count}]: ${output.data['text/plain']}\n`);
+      write.out(`Out[${output.execution_count}]: ${printable(output.data['text/plain'])}\n`);
       return;
     case 'error':
-      write.err(output.traceback.join(''));
+      write.err(printable(output.traceback.join('')));
       return;
   }
 }
@@ -91,7 +92,7 @@ function printHuman(result: RunResult): void {
   const write = { out: (text: string) => process.stdout.write(text), err: (text: string) => process.stderr.write(text) };
   for (const cell of result.cells) for (const output of cell.outputs) renderOutput(output, write);
   if (result.status !== 'ok') {
-    const reason = result.error ? ` (${result.error.code}: ${result.error.message})` : '';
+    const reason = result.error ? ` (${result.error.code}: ${printableLine(result.error.message)})` : '';
     process.stderr.write(`nbsandbox: run ended with status ${result.status}${reason}\n`);
   }
   if (result.truncated) process.stderr.write('nbsandbox: output was truncated at its cap\n');
@@ -100,13 +101,13 @@ function printHuman(result: RunResult): void {
 /** Linter-style lines; notebook findings name their cell, .py and marimo ones carry file lines. */
 function printFindings(file: string, kind: LoadedInput['kind'], result: CheckResult, stream: NodeJS.WriteStream): void {
   for (const finding of result.findings) {
-    const where = kind === 'ipynb' ? `${file} cell[${finding.cell}]` : file;
-    stream.write(`${where}:${finding.line}:${finding.column} ${finding.severity} ${finding.ruleId} ${finding.message}\n`);
+    const where = kind === 'ipynb' ? `${printableLine(file)} cell[${finding.cell}]` : printableLine(file);
+    stream.write(`${where}:${finding.line}:${finding.column} ${finding.severity} ${printableLine(finding.ruleId)} ${printableLine(finding.message)}\n`);
   }
 }
 
 function verdictLine(result: CheckResult): string {
-  return `verdict ${result.verdict} (${result.findings.length} finding${result.findings.length === 1 ? '' : 's'}, policy ${result.policy.id})\n`;
+  return `verdict ${result.verdict} (${result.findings.length} finding${result.findings.length === 1 ? '' : 's'}, policy ${printableLine(result.policy.id)})\n`;
 }
 
 async function checkCommand(args: string[]): Promise<number> {
@@ -148,13 +149,13 @@ async function testCommand(args: string[]): Promise<number> {
     if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
     else {
       for (const rule of report.rules) {
-        process.stdout.write(`${rule.failures === 0 ? 'ok  ' : 'FAIL'} ${rule.ruleId.padEnd(16)} ${rule.positive} positive, ${rule.negative} negative\n`);
+        process.stdout.write(`${rule.failures === 0 ? 'ok  ' : 'FAIL'} ${printableLine(rule.ruleId).padEnd(16)} ${rule.positive} positive, ${rule.negative} negative\n`);
       }
       for (const failure of report.failures) {
-        const where = `${failure.file}${failure.cell === null ? '' : ` cell[${failure.cell}]`}${failure.line === null ? '' : `:${failure.line}`}`;
-        process.stdout.write(`${where} ${failure.ruleId}: ${failure.problem}\n`);
+        const where = `${printableLine(failure.file)}${failure.cell === null ? '' : ` cell[${failure.cell}]`}${failure.line === null ? '' : `:${failure.line}`}`;
+        process.stdout.write(`${where} ${printableLine(failure.ruleId)}: ${printableLine(failure.problem)}\n`);
       }
-      process.stdout.write(`fixtures: ${report.files} files, ${report.rules.length} rules, ${report.failures.length} failures (policy ${policy.id})\n`);
+      process.stdout.write(`fixtures: ${report.files} files, ${report.rules.length} rules, ${report.failures.length} failures (policy ${printableLine(policy.id)})\n`);
     }
     return report.failures.length === 0 && report.files > 0 ? 0 : 1;
   } finally {
@@ -326,7 +327,7 @@ async function main(argv: string[]): Promise<number> {
         ? new UsageError(String((caught as Error).message).split('.')[0] ?? 'bad arguments')
         : new NbsError('NBS_INTERNAL', undefined, { cause: caught });
     if (json) process.stdout.write(JSON.stringify({ error: error.toJSON() }) + '\n');
-    else process.stderr.write(`nbsandbox: ${error.code}: ${error.message}\n`);
+    else process.stderr.write(`nbsandbox: ${error.code}: ${printableLine(error.message)}\n`);
     if (error.code === 'NBS_USAGE' && !json) process.stderr.write(`Run "nbsandbox --help" for usage.\n`);
     return exitCodeFor(error);
   }
