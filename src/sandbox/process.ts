@@ -126,6 +126,11 @@ export class SandboxProcess {
         MALLOC_MMAP_THRESHOLD_: String(1024 * 1024),
       },
       stdio: ['pipe', 'pipe', 'pipe'],
+      // Its own process group: a signal sent to the host's group (Ctrl-C, systemd's
+      // KillMode=control-group) must not end runs the host means to finish during a graceful
+      // shutdown. The host ends every sandbox itself, and one whose host died sees its stdin
+      // close and exits.
+      detached: true,
     });
     this.exited = new Promise((resolve) => {
       this.child.once('close', () => {
