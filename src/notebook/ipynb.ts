@@ -5,6 +5,7 @@
 import * as v from 'valibot';
 import { NbsError } from '../errors.js';
 import { describeIssues } from '../issues.js';
+import { MAX_JSON_DEPTH, jsonNestsDeeper } from '../shared/json-depth.js';
 import { NBFORMAT_KEYS, notebookSchema } from './nbformat-schema.js';
 
 export interface NotebookCell {
@@ -55,6 +56,7 @@ function outputBytes(cells: readonly unknown[]): number {
 export function parseIpynb(text: string, limits: NotebookLimits = {}): Notebook {
   const maxCells = limits.maxCells ?? DEFAULT_MAX_CELLS;
   const maxOutputBytesScanned = limits.maxOutputBytesScanned ?? DEFAULT_MAX_OUTPUT_BYTES_SCANNED;
+  if (jsonNestsDeeper(text)) throw new NbsError('NBS_NOTEBOOK_INVALID', `nested deeper than ${MAX_JSON_DEPTH} levels`);
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -24,6 +24,7 @@ import type { ServerConfig } from './config.js';
 import { CheckAnswers, type CheckLogFields } from './check-answers.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
+import { allowedHosts } from './allowed-hosts.js';
 import { clientAddress, clientHash, rateLimit, requireApiKey } from './protection.js';
 import { mediaTypeOf, readSubmission, validateSubmission, type Submission } from './submission.js';
 import type { WebAssets } from './web.js';
@@ -35,12 +36,16 @@ export interface AppDeps {
   readonly log: AuditLogger;
   /** Policies requests may name, by id; `config.policy`'s id is the default. */
   readonly policies: ReadonlyMap<string, Policy>;
+  /** Policies this installation has that the operator does not let requests name (answered 403). */
+  readonly refusedPolicies?: ReadonlySet<string>;
   readonly defaultPolicy: string;
   /** Rate-limit stores by budget (memory when absent). */
   readonly stores?: Partial<Record<'check' | 'run' | 'other', Store>>;
   /** The SSRF-guarded fetcher for `{ url }` submissions; null disables them. */
   readonly fetchNotebook: GuardedFetch | null;
   readonly web: WebAssets;
+  /** The port the server listens on, once known (PORT may be 0); default: the configured port. */
+  readonly listeningPort?: () => number | undefined;
 }
 
 /** Warm sandbox start-ups failed in a row before /readyz reports the instance not ready. */
@@ -97,6 +102,16 @@ export function createApp(deps: AppDeps): Api {
       durationMs: Math.round(elapsedMs),
       client: clientHash(c.get('client')),
     });
+  });
+
+  const hosts = allowedHosts({ listenHost: config.host, port: deps.listeningPort ?? (() => config.port), extra: config.allowedHosts });
+  app.use('*', async function hostCheck(c, next) {
+    const host = c.req.header('host') ?? new URL(c.req.url).host;
+    if (!hosts.allows(host)) {
+      event(c, 'host-refused');
+      throw new NbsError('NBS_HOST_NOT_ALLOWED');
+    }
+    await next();
   });
 
   app.use(
@@ -172,7 +187,7 @@ export function createApp(deps: AppDeps): Api {
 
   const policyFor = (name: string | undefined): Policy => {
     const policy = deps.policies.get(name ?? deps.defaultPolicy);
-    if (!policy) throw new NbsError('NBS_POLICY_UNKNOWN');
+    if (!policy) throw new NbsError(name !== undefined && deps.refusedPolicies?.has(name) ? 'NBS_POLICY_FORBIDDEN' : 'NBS_POLICY_UNKNOWN');
     return policy;
   };
 

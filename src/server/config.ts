@@ -17,6 +17,8 @@ export interface ServerConfig {
   readonly keysForCheck: boolean;
   /** Proxy addresses whose X-Forwarded-For is believed. */
   readonly trustProxy: readonly string[];
+  /** Host names (`name`, `name:port`, `*`) served besides localhost and HOST. */
+  readonly allowedHosts: readonly string[];
   readonly bodyLimit: number;
   /** Requests per minute per client; 0 turns the limiter off. */
   readonly rateLimitCheck: number;
@@ -26,6 +28,8 @@ export interface ServerConfig {
   readonly logFile: string | null;
   /** The policy used when a request names none. */
   readonly policy: string;
+  /** Policy ids requests may name besides the default; null: every shipped policy. */
+  readonly policies: readonly string[] | null;
   /** Hosts `{ "url": … }` submissions may be fetched from (net permission syntax). */
   readonly fetchHosts: readonly string[];
   /** Runs executing at once, and runs allowed to wait for one; beyond that, 503. */
@@ -60,12 +64,22 @@ const envSchema = v.object({
   NBS_API_KEYS: v.optional(v.pipe(list, v.check((keys) => keys.every((key) => key.length >= 16), 'keys must be at least 16 characters'))),
   NBS_API_KEYS_FOR_CHECK: v.optional(flag, 'false'),
   NBS_TRUST_PROXY: v.optional(v.pipe(list, v.check((items) => items.every((item) => isIP(item) !== 0), 'must list IP addresses'))),
+  NBS_ALLOWED_HOSTS: v.optional(
+    v.pipe(list, v.check((items) => items.every((item) => item === '*' || /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253})(?::\d{1,5})?$/.test(item)), 'must list host names, name:port or *')),
+  ),
   NBS_BODY_LIMIT: v.optional(integer(1024, 512 * 1024 * 1024), String(16 * 1024 * 1024)),
   NBS_RATE_LIMIT_CHECK: v.optional(integer(0, 1_000_000), '120'),
   NBS_RATE_LIMIT_RUN: v.optional(integer(0, 1_000_000), '20'),
   NBS_RATE_LIMIT_OTHER: v.optional(integer(0, 1_000_000), '600'),
   NBS_LOG_FILE: v.optional(v.pipe(v.string(), v.minLength(1))),
   NBS_POLICY: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024)), 'default'),
+  NBS_POLICIES: v.optional(
+    v.union([
+      v.literal('*'),
+      v.pipe(list, v.check((names) => names.length > 0 && names.every((name) => /^[a-z][a-z0-9-]{0,63}$/.test(name)), 'must be * or policy ids separated by commas')),
+    ]),
+    '*',
+  ),
   NBS_FETCH_HOSTS: v.optional(list),
   NBS_MAX_RUNS: v.optional(integer(1, 256), String(defaultPoolSize())),
   NBS_WARM_SANDBOXES: v.optional(integer(0, 256), String(defaultPoolSize())),
@@ -97,12 +111,14 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     apiKeys: e.NBS_API_KEYS ?? [],
     keysForCheck: e.NBS_API_KEYS_FOR_CHECK,
     trustProxy: e.NBS_TRUST_PROXY ?? [],
+    allowedHosts: e.NBS_ALLOWED_HOSTS ?? [],
     bodyLimit: e.NBS_BODY_LIMIT,
     rateLimitCheck: e.NBS_RATE_LIMIT_CHECK,
     rateLimitRun: e.NBS_RATE_LIMIT_RUN,
     rateLimitOther: e.NBS_RATE_LIMIT_OTHER,
     logFile: e.NBS_LOG_FILE ?? null,
     policy: e.NBS_POLICY,
+    policies: e.NBS_POLICIES === '*' ? null : e.NBS_POLICIES,
     fetchHosts: e.NBS_FETCH_HOSTS ?? [],
     maxConcurrentRuns: e.NBS_MAX_RUNS,
     maxQueuedRuns: e.NBS_MAX_QUEUED_RUNS,

@@ -3,11 +3,13 @@
  * shuts down gracefully (stop accepting, let in-flight requests finish up to a deadline, stop
  * the sandboxes, flush the log).
  */
+import type { RequestListener, ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
+import { createAdaptorServer, type ServerType } from '@hono/node-server';
 import { RedisStore, type Store } from 'hono-rate-limiter';
 import { createClient } from 'redis';
 import { Checker } from '../check/checker.js';
+import { NbsError } from '../errors.js';
 import { loadPolicy, shippedPolicyNames, type Policy } from '../policy/load.js';
 import { compileNetRules, createGuardedFetcher } from '../sandbox/permissions/net.js';
 import { createSandbox, type Sandbox } from '../sandbox/sandbox.js';
@@ -15,6 +17,7 @@ import { createApp, type Api } from './app.js';
 import { fallbackStore } from './fallback-store.js';
 import { createAuditLog, flushAuditLog, type AuditLogger, type AuditLogOptions } from './audit-log.js';
 import type { ServerConfig } from './config.js';
+import { boundedBodyServer } from './unread-bodies.js';
 import { readWebAssets } from './web.js';
 
 export interface RunningServer {
@@ -54,17 +57,27 @@ function sharedStores(stores: Record<'check' | 'run' | 'other', Store>, warn: ()
   return { check: fallbackStore(stores.check, onFailure), run: fallbackStore(stores.run, onFailure), other: fallbackStore(stores.other, onFailure) };
 }
 
-async function policyRegistry(defaultPolicy: string): Promise<{ policies: Map<string, Policy>; defaultId: string }> {
+/**
+ * The policies requests may name: every shipped one, or those `NBS_POLICIES` lists, and always
+ * the default. The other shipped ones are refused by name (403), not unknown.
+ */
+async function policyRegistry(config: ServerConfig): Promise<{ policies: Map<string, Policy>; refused: Set<string>; defaultId: string }> {
+  const chosen = await loadPolicy(config.policy);
+  const allowed = new Set(config.policies ?? shippedPolicyNames());
   const policies = new Map<string, Policy>();
-  for (const name of shippedPolicyNames()) policies.set(name, await loadPolicy(name));
-  const chosen = await loadPolicy(defaultPolicy);
+  for (const name of allowed) {
+    if (name === chosen.id) continue;
+    if (!shippedPolicyNames().includes(name)) throw new NbsError('NBS_CONFIG_INVALID', 'NBS_POLICIES names a policy that is not shipped');
+    policies.set(name, await loadPolicy(name));
+  }
   policies.set(chosen.id, chosen);
-  return { policies, defaultId: chosen.id };
+  const refused = new Set(shippedPolicyNames().filter((name) => !policies.has(name)));
+  return { policies, refused, defaultId: chosen.id };
 }
 
 export async function startServer(config: ServerConfig, logOptions: AuditLogOptions = {}): Promise<RunningServer> {
   const log = createAuditLog({ file: config.logFile, ...logOptions });
-  const { policies, defaultId } = await policyRegistry(config.policy);
+  const { policies, refused, defaultId } = await policyRegistry(config);
   const checker = new Checker({ workers: config.checkWorkers, timeoutMs: config.checkTimeoutMs });
   let sandbox: Sandbox | undefined;
   let redis: RedisConnection | null = null;
@@ -108,16 +121,28 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
     sandbox: running,
     log,
     policies,
+    refusedPolicies: refused,
     defaultPolicy: defaultId,
     ...(redis ? { stores: sharedStores(redisStores(redis), () => log.warn({ event: 'rate-limit-store-fallback' })) } : {}),
     fetchNotebook,
     web: readWebAssets(),
+    listeningPort: () => listeningPort,
   });
 
+  let listeningPort: number | undefined;
   const server: ServerType = await new Promise((resolve) => {
-    const started = serve({ fetch: api.app.fetch, port: config.port, hostname: config.host }, () => resolve(started));
+    // Unread bodies are thrown away by boundedBodyServer, with a longer, bounded grace than @hono/node-server's.
+    const started = createAdaptorServer({
+      fetch: api.app.fetch,
+      hostname: config.host,
+      autoCleanupIncoming: false,
+      createServer: ((options: ServerOptions, listener: RequestListener) =>
+        boundedBodyServer(options, listener, { bodyLimit: config.bodyLimit, maxDiscardBytes: Math.max(64 * 1024 * 1024, 4 * config.bodyLimit), maxDiscardMs: 30_000 })) as never,
+    });
+    started.listen(config.port, config.host, () => resolve(started));
   });
   const address = server.address() as AddressInfo;
+  listeningPort = address.port;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log.info({ event: 'listening', url, policy: defaultId, redis: redis !== null });
 

@@ -9,6 +9,7 @@ import { vValidator } from '@hono/valibot-validator';
 import * as v from 'valibot';
 import { NbsError } from '../errors.js';
 import { decodeUtf8 } from '../notebook/read-input.js';
+import { MAX_JSON_DEPTH, jsonNestsDeeper } from '../shared/json-depth.js';
 import type { GuardedFetch } from '../sandbox/permissions/net.js';
 
 const MAX_FILENAME = 255;
@@ -64,7 +65,11 @@ export function mediaTypeOf(c: Context): string {
 /** Validates the body by its media type; anything but JSON and multipart is 415. */
 export const validateSubmission: MiddlewareHandler = async (c, next) => {
   const type = mediaTypeOf(c);
-  if (type === 'application/json') return jsonValidator(c, next);
+  if (type === 'application/json') {
+    // The notebook sits one level inside the body.
+    if (jsonNestsDeeper(await c.req.text(), MAX_JSON_DEPTH + 1)) throw new NbsError('NBS_REQUEST_INVALID', `nested deeper than ${MAX_JSON_DEPTH} levels`);
+    return jsonValidator(c, next);
+  }
   if (type === 'multipart/form-data') return formValidator(c, next);
   throw new NbsError('NBS_MEDIA_TYPE_UNSUPPORTED');
 };
