@@ -59,6 +59,12 @@ describe("parseIpynb on the project's own notebooks", () => {
       if (message) assert.match(error.message, message);
     });
   }
+  it('reads a marimo file as marimo: checked as marimo, run as one file', () => {
+    const input = loadInputText('py', own('marimo_app.py'));
+    assert.equal(input.kind, 'marimo');
+    assert.equal(input.check.kind, 'marimo');
+    assert.equal(input.cells.length, 1);
+  });
   it('covers every notebook in its folder', () => {
     const onDisk = readdirSync(NOTEBOOKS).filter((name) => name.endsWith('.ipynb')).sort();
     assert.deepEqual([...accepted.map(([file]) => file), ...refused.map(([file]) => file)].sort(), onDisk);
