@@ -271,6 +271,8 @@ async function serveCommand(args: string[]): Promise<number> {
   const { readConfig } = await import('./server/config.js');
   const { startServer } = await import('./server/serve.js');
   const server = await startServer(readConfig());
+  // A promise some request forgot to handle is that request's bug: logged, never fatal.
+  process.on('unhandledRejection', (reason) => server.log.error({ event: 'server-error', error: reason instanceof Error ? reason.name : 'unknown', unhandled: true }));
   process.stderr.write(`nbsandbox: serving on ${server.url}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => {

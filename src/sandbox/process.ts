@@ -247,6 +247,11 @@ export class SandboxProcess {
       this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'unknown message'));
       return;
     }
-    for (const listener of [...this.listeners]) listener(checked.output);
+    // A failure while handling one message must cost this run only, never the host process.
+    try {
+      for (const listener of [...this.listeners]) listener(checked.output);
+    } catch (error) {
+      this.fail(new NbsError('NBS_INTERNAL', 'the host failed to handle a message of the sandbox', { cause: error }));
+    }
   }
 }

@@ -131,11 +131,11 @@ export class RunRecord {
   }
 
   /** Each cell with its outputs; cells after the one the run ended on are `skipped`. */
-  results(): { cells: CellResult[]; stdout: string; stderr: string; truncated: boolean; endedOn: string | undefined } {
+  results(): { cells: CellResult[]; stdout: string; stderr: string; truncated: boolean; endedOn: { ename: string; evalue: string } | undefined } {
     const streams: Record<StreamName, string[]> = { stdout: [], stderr: [] };
     const cells: CellResult[] = [];
     let executionCount = 0;
-    let endedOn: string | undefined;
+    let endedOn: { ename: string; evalue: string } | undefined;
     for (const cell of this.cells) {
       const id = cell.source.id !== undefined ? { id: cell.source.id } : {};
       const outputs = cell.kept.map((kept): NotebookOutput => {
@@ -149,7 +149,7 @@ export class RunRecord {
       cells.push({ index: cell.source.index, ...id, status, executionCount: ran ? executionCount : null, outputs });
       if (cell.status === 'error') {
         const error = outputs.findLast((output) => output.output_type === 'error');
-        endedOn = error?.output_type === 'error' ? error.ename : undefined;
+        endedOn = error?.output_type === 'error' ? { ename: error.ename, evalue: error.evalue } : undefined;
       }
     }
     return { cells, stdout: streams.stdout.join(''), stderr: streams.stderr.join(''), truncated: this.truncatedFlag, endedOn };

@@ -82,6 +82,14 @@ function refillBackoffMs(failuresInARow: number): number {
   return failuresInARow === 0 ? 0 : Math.min(30_000, 500 * 2 ** (failuresInARow - 1));
 }
 
+/**
+ * The error a run ended on means it ran out of memory: a MemoryError, or an allocation larger
+ * than the 32-bit interpreter can address at all (64-bit CPython raises MemoryError for those).
+ */
+function isOutOfMemory(error: { ename: string; evalue: string }): boolean {
+  return error.ename === 'MemoryError' || (error.ename === 'OverflowError' && error.evalue === "cannot fit 'int' into an index-sized integer");
+}
+
 /** JSON may spell one byte of text as six (`\u0001`). */
 const JSON_ESCAPE = 6;
 /** A stream line: the main thread's batch plus the ring record that took it over the batch size. */
@@ -503,7 +511,7 @@ export class Sandbox implements AsyncDisposable {
     if (run.timedOut) {
       status = 'timeout';
       error = new NbsError('NBS_TIMEOUT').toJSON();
-    } else if (run.overMemory || endedOn === 'MemoryError') {
+    } else if (run.overMemory || (endedOn !== undefined && isOutOfMemory(endedOn))) {
       status = 'memory';
       error = new NbsError('NBS_MEMORY').toJSON();
     } else if (outputLimit !== undefined) {
