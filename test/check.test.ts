@@ -332,3 +332,29 @@ describe('static check in wasm', { concurrency: 1 }, () => {
     assert.ok(checked > 20, `only ${checked} of the random inputs reached the checker`);
   });
 });
+
+describe('checker workers that time out', () => {
+  it('hand the next queued check to a fresh worker, never to the one being retired', { timeout: 120_000 }, async () => {
+    const policy = await loadPolicy('default');
+    await using checker = new Checker({ workers: 1, timeoutMs: 700, cache: false });
+    await checker.warmUp();
+    const slow = Array.from({ length: 20_000 }, (_, line) => `v${line} = [x * ${line} for x in range(3) if x]`).join('\n');
+    const [timedOut, queued] = await Promise.all([
+      checker.check({ kind: 'cells', cells: [{ index: 0, source: slow }] }, policy),
+      checker.check({ kind: 'cells', cells: [{ index: 0, source: 'import os\nos.system("id")' }] }, policy),
+    ]);
+    assert.deepEqual(timedOut.findings.map((finding) => finding.ruleId), ['NBS-PARSE-001']);
+    assert.ok(queued.findings.some((finding) => finding.ruleId === 'NBS-PROC-001'), 'the queued check was answered by a fresh worker');
+  });
+});
+
+describe('the checker answer on the host', () => {
+  it('is validated, and an answer of the wrong shape is refused', async () => {
+    const { parseCheckAnswer } = await import('../dist/check/answer.js');
+    const good = { verdict: 'warn', findings: [], cells: [], rulesetVersion: '3' };
+    assert.deepEqual(parseCheckAnswer(JSON.stringify(good)), good);
+    for (const bad of ['not json', '{}', JSON.stringify({ ...good, verdict: 'maybe' }), JSON.stringify({ ...good, findings: [{ ruleId: 'X' }] }), JSON.stringify({ ...good, extra: 1 })]) {
+      assert.equal(parseCheckAnswer(bad), null, bad);
+    }
+  });
+});

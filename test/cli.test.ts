@@ -251,4 +251,31 @@ describe('nbsandbox CLI', { concurrency: 2 }, () => {
     assert.equal(result.stdout, 'from-policy None\nRequires import access to "sqlite3", run again with --allow-import\n');
     assert.deepEqual(result.files.map((file) => [file.path, Buffer.from(file.data, 'base64').toString()]), [['/results/out.txt', 'kept']]);
   });
+
+  it('shows control characters escaped in text output (findings, outputs, file names, errors) and exact in JSON', async () => {
+    const file = join(dir, 'evil\x1b[2J.py');
+    writeFileSync(file, ['open("/etc/\\x1b]0;title\\x07", "w") if False else None', 'print("\\x1b]0;title\\x07\\x1b]52;c;aGk=\\x07\\x1b[2J\\u202eexe.txt")', 'raise ValueError("\\x1b[1A\\x1b[2K")'].join('\n'));
+    const unsafe = /[\x00-\x08\x0b-\x1f\x7f\u202e]/;
+    const run = await nbsandbox('run', file);
+    assert.equal(run.code, 1);
+    assert.doesNotMatch(run.stdout + run.stderr, unsafe, 'nothing reaches the terminal raw');
+    assert.match(run.stdout, /\\x1b\]0;title\\x07\\x1b\]52;c;aGk=\\x07\\x1b\[2J\\u202eexe\.txt/);
+    assert.match(run.stderr, /ValueError: \\x1b\[1A\\x1b\[2K/);
+    const check = await nbsandbox('check', file);
+    assert.doesNotMatch(check.stdout + check.stderr, unsafe);
+    assert.match(check.stdout, /evil\\x1b\[2J\.py:1:/);
+    const json = await nbsandbox('run', file, '--json');
+    assert.equal(JSON.parse(json.stdout).stdout, '\x1b]0;title\x07\x1b]52;c;aGk=\x07\x1b[2J\u202eexe.txt\n', 'JSON keeps the exact text');
+  });
+
+  it('--deny-import refuses a module the runtime had loaded already', async () => {
+    writeFileSync(join(dir, 'json-use.py'), 'import json\nprint(json.dumps([1]))\n');
+    const outcome = await nbsandbox('run', join(dir, 'json-use.py'), '--deny-import=json', '--audit', '--json');
+    const result = JSON.parse(outcome.stdout) as { status: string; cells: { outputs: { ename?: string; evalue?: string }[] }[] };
+    assert.equal(result.status, 'error');
+    const error = result.cells[0]?.outputs.find((output) => output.ename);
+    assert.equal(error?.ename, 'PermissionError');
+    assert.match(error?.evalue ?? '', /Requires import access to "json"/);
+    assert.ok(outcome.stderr.split('\n').some((line) => line.includes('"kind":"import"') && line.includes('"value":"json"') && line.includes('"allowed":false')), 'an audit line for the denial');
+  });
 });

@@ -178,6 +178,68 @@ describe('permissions in the real sandbox', () => {
     assert.ok(events.some((event) => event.kind === 'net' && !event.allowed && event.value === 'example.com:80'));
   });
 
+  it('reaches a granted non-public ip:port only on that port, whatever name leads to it', async () => {
+    const other = createServer((_request, response) => response.end('the other port'));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const otherPort = (other.address() as { port: number }).port;
+    try {
+      const { result } = await run(
+        [
+          'import urllib.request',
+          attempt(`urllib.request.urlopen("http://allowed.test:${port}/granted", timeout=5).read().decode()`),
+          attempt(`urllib.request.urlopen("http://allowed.test:${otherPort}/", timeout=5).read().decode()`),
+          attempt(`urllib.request.urlopen("http://127.0.0.1:${otherPort}/", timeout=5).read().decode()`),
+        ].join('\n'),
+        { net: { allow: [`127.0.0.1:${port}`, '*.test'] } },
+      );
+      const [granted, byName, byAddress] = lines(result);
+      assert.equal(granted, 'GET /granted ');
+      assert.match(byName ?? '', /^PermissionError: net access to "allowed.test:\d+" refused: it resolves to a loopback address/);
+      assert.match(byAddress ?? '', /^PermissionError: Requires net access to "127.0.0.1:\d+"/);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('aborts a brokered request when its run ends, instead of waiting for the remote', async () => {
+    let closedAt = 0;
+    const slow = createServer((request) => {
+      // Never answers; notes when the host gives up the connection.
+      request.socket.once('close', () => {
+        closedAt = performance.now();
+      });
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const slowPort = (slow.address() as { port: number }).port;
+    try {
+      const result = await sandbox.run(`import urllib.request\nurllib.request.urlopen("http://127.0.0.1:${slowPort}/", timeout=60)`, {
+        permissions: { net: { allow: [`127.0.0.1:${slowPort}`] } },
+        timeoutMs: 1500,
+      });
+      const endedAt = performance.now();
+      assert.equal(result.status, 'timeout');
+      for (let waited = 0; closedAt === 0 && waited < 5000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.ok(closedAt > 0 && closedAt - endedAt < 2000, 'the host closed the connection when the run ended');
+    } finally {
+      slow.closeAllConnections();
+      slow.close();
+    }
+  });
+
+  it('refuses denied modules that the runtime itself had loaded already', async () => {
+    const preloaded = ['json', 'inspect', 'gc', 'marshal', 'importlib', 'socket', 'subprocess', 'asyncio'];
+    const { result, events } = await run(
+      [`import sys\nprint(sorted(name for name in ${JSON.stringify(preloaded)} if name in sys.modules))`, ...preloaded.map((name) => attempt(`__import__("${name}") and "imported"`))].join('\n'),
+      { import: { deny: preloaded } },
+    );
+    const [loaded, ...attempts] = lines(result);
+    assert.equal(loaded, '[]', 'denied modules are gone from sys.modules');
+    for (const [position, name] of preloaded.entries()) {
+      assert.match(attempts[position] ?? '', new RegExp(`^PermissionError: Requires import access to "${name}"`), name);
+      assert.ok(events.some((event) => event.kind === 'import' && !event.allowed && event.value === name), `audit event for ${name}`);
+    }
+  });
+
   it('rejects malformed permissions before a run starts', async () => {
     for (const permissions of [{ read: { allow: ['relative'] } }, { net: { allow: ['http://x/'] } }, { env: { allow: ['A-B'] } }, { import: { deny: ['a..b'] } }, { disk: {} }]) {
       await assert.rejects(sandbox.run('1', { permissions: permissions as RunPermissions }), (error: unknown) => error instanceof NbsError && error.code === 'NBS_OPTION_INVALID');

@@ -98,6 +98,35 @@ describe('guards', { concurrency: 2 }, () => {
     assert.match(error.traceback.at(-1) ?? '', /^ValueError: x+/);
   });
 
+  it('keeps what the running cell had printed when the run times out', async () => {
+    const result = await sandbox.run({ cells: [{ source: 'print("done")' }, { source: 'import time\nprint("partial", flush=True)\ntime.sleep(60)' }] }, { timeoutMs: 1500 });
+    assert.equal(result.status, 'timeout');
+    assert.deepEqual(result.cells.map((cell) => cell.status), ['ok', 'interrupted']);
+    assert.equal(result.stdout, 'done\npartial\n');
+    assert.deepEqual(result.cells[1]?.outputs, [{ output_type: 'stream', name: 'stdout', text: 'partial\n' }]);
+  });
+
+  it('ends a run that runs out of memory in one allocation as memory, like one that runs out gradually', async () => {
+    for (const source of ['x = bytearray(900 * 1024 * 1024)', "x = 'x' * (3 * 1024 ** 3)", 'chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 * 1024))']) {
+      const result = await sandbox.run(source, { memoryMb: 128, timeoutMs: 20_000 });
+      assert.equal(result.status, 'memory', source);
+      assert.equal(result.error?.code, 'NBS_MEMORY', source);
+    }
+  });
+
+  it('kills a sandbox that sends a line longer than any message can be, before holding it', async () => {
+    const before = process.memoryUsage().rss;
+    const forged = [
+      'import os',
+      'device = next(fd for fd in range(3, 64) if os.readlink(f"/proc/self/fd/{fd}") == "/dev/nbsandbox-output")',
+      'os.write(device, b"{" + b"x" * (48 * 1024 * 1024))',
+    ].join('\n');
+    const result = await sandbox.run(forged, { memoryMb: 512, timeoutMs: 30_000 });
+    assert.equal(result.status, 'killed');
+    assert.equal(result.error?.code, 'NBS_SANDBOX_PROTOCOL');
+    assert.ok(process.memoryUsage().rss - before < 40 * 1024 * 1024, `host grew by ${Math.round((process.memoryUsage().rss - before) / 1048576)} MiB`);
+  });
+
   it('stays usable after all of the above', async () => {
     const result = await sandbox.run('print(6 * 7)');
     assert.equal(result.status, 'ok');
@@ -142,5 +171,30 @@ print(random.getrandbits(64), secrets.token_hex(8), next(tempfile._get_candidate
     for (const [index, name] of ['random', 'secrets', 'tempfile names'].entries()) {
       assert.notEqual(secondValues[index], firstValues[index], `${name} repeat across runs`);
     }
+  });
+});
+
+describe('host cost of a run', () => {
+  let sandbox: Sandbox;
+  before(async () => {
+    sandbox = await sharedSandbox({ warmProcesses: 1, maxConcurrentRuns: 1 });
+  });
+  after(() => sandbox.close());
+
+  it('costs the host CPU in proportion to what a run prints, control characters included', async () => {
+    const hostCpu = async (mebibytes: number) => {
+      const source = `import os, sys\nfor _ in range(${mebibytes}):\n    sys.stdout.write("\\x01" * (1 << 19))\n    os.write(2, b"\\x1b" * (1 << 19))`;
+      const before = process.cpuUsage();
+      const result = await sandbox.run(source, { maxOutputBytes: 64 * 1024 * 1024, maxRunOutputBytes: 256 * 1024 * 1024, timeoutMs: 60_000 });
+      const used = process.cpuUsage(before);
+      assert.equal(result.status, 'ok', JSON.stringify(result.error));
+      assert.equal(Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr), mebibytes * 1024 * 1024);
+      return (used.user + used.system) / 1000;
+    };
+    await hostCpu(1);
+    const small = Math.min(await hostCpu(2), await hostCpu(2));
+    const large = await hostCpu(32);
+    // 16 times the output: about 16 times the work when linear, about 256 when quadratic.
+    assert.ok(large / small < 48, `2 MiB cost ${Math.round(small)} ms of host CPU, 32 MiB ${Math.round(large)} ms`);
   });
 });

@@ -378,6 +378,91 @@ class Marimo(unittest.TestCase):
         self.assertEqual(rules(result), ["NBS-PARSE-001"])
 
 
+def _checker_patterns():
+    """Every compiled regular expression at module level in the checker's Python."""
+    import importlib
+    import pkgutil
+    import re
+    found = []
+    package_dir = os.path.dirname(checker.__file__)
+    names = ["checker"] + ["checker." + info.name for info in pkgutil.walk_packages([package_dir], "")]
+    for name in names:
+        module = importlib.import_module(name)
+        for attribute, value in vars(module).items():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for item in items:
+                for part in (item if isinstance(item, tuple) else (item,)):
+                    if isinstance(part, re.Pattern):
+                        found.append(("%s.%s" % (name, attribute), part))
+    return found
+
+
+def _adversarial(pattern, size):
+    """Inputs that make backtracking patterns work hardest: their own literals, repeated and mixed."""
+    import re
+    literals = [piece for piece in re.findall(r"[A-Za-z0-9_]{2,}|[-_.,:=!%?>$]", pattern.pattern) if piece]
+    # The literal text a match starts with ("sk-" for r"\bsk-..."): repeated, it makes every
+    # position a candidate start.
+    prefix = re.match(r"(?:\\b|\^)*((?:[A-Za-z0-9_ ,:=!%>-]|\\.)+)", pattern.pattern)
+    if prefix:
+        literals.insert(0, re.sub(r"\\(.)", r"\1", prefix.group(1)))
+    alphabet = ["a", "A", "0", "-", "_", ".", ",", " ", "=", "%", "!", "?", "x", "(", ")", "\t", "'", '"', "["]
+    inputs = []
+    for piece in (literals[:12] or ["a"]):
+        inputs.append(piece * (size // len(piece) + 1))
+        inputs.append(piece + "a" * size)
+        inputs.append((piece + " ") * (size // (len(piece) + 1) + 1))
+    inputs.append("".join(random.Random(7).choice(alphabet + literals[:6]) for _ in range(size)))
+    inputs.append("a" * size + "!")
+    inputs.append(", a" * (size // 3) + " x")
+    return [text[:size] for text in inputs]
+
+
+class LinearPatterns(unittest.TestCase):
+    """Every pattern the checker applies to source text runs in linear time (issue 10, ReDoS).
+
+    Not a timing threshold: the growth from n to 8n characters is compared, which is about 8 for
+    linear work and about 64 for quadratic, whatever the speed of the machine.
+    """
+
+    def _seconds(self, pattern, text):
+        import time
+        best = None
+        for _ in range(3):
+            started = time.perf_counter()
+            for _ in pattern.finditer(text):
+                pass
+            pattern.match(text)
+            elapsed = time.perf_counter() - started
+            best = elapsed if best is None else min(best, elapsed)
+        return best
+
+    def test_every_pattern_grows_linearly(self):
+        patterns = _checker_patterns()
+        self.assertGreaterEqual(len(patterns), 15)
+        small, large = 4000, 32000
+        worst = []
+        for name, pattern in patterns:
+            for short, long in zip(_adversarial(pattern, small), _adversarial(pattern, large)):
+                base = self._seconds(pattern, short)
+                grown = self._seconds(pattern, long)
+                if grown < 0.02:
+                    continue  # too fast to be anything but linear here
+                ratio = grown / max(base, 1e-6)
+                worst.append((ratio, name, short[:20]))
+                self.assertLess(ratio, 30, "%s grows %.0fx from %d to %d characters on %r..." % (name, ratio, small, large, short[:20]))
+
+    def test_the_openai_key_pattern_on_repeated_prefixes(self):
+        import time
+        started = time.perf_counter()
+        self.assertIsNone(checker.secrets.token_kind("sk-" * 20000))
+        small = time.perf_counter() - started
+        started = time.perf_counter()
+        self.assertIsNone(checker.secrets.token_kind("sk-" * 160000))
+        large = time.perf_counter() - started
+        self.assertLess(large / max(small, 1e-4), 30)
+
+
 class Corpus(unittest.TestCase):
     def test_benign_corpus_is_never_denied(self):
         paths = sorted(glob.glob(os.path.join(CORPUS, "**", "*.ipynb"), recursive=True))
