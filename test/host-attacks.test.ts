@@ -135,6 +135,60 @@ describe('a server under attack, over a real socket', { concurrency: 1 }, () => 
     await healthy(server);
   });
 
+  it('refuses a message of millions of values before validating it (no heap blow-up)', async () => {
+    const before = server.memory();
+    const source = `${FORGE}\nn = (6_000_000 - 40) // 3\nforge(b'{"t":"audit","events":[' + b'{},' * (n - 1) + b'{}]}')`;
+    const result = (await postJson(server, '/v1/run', { source })).json<{ status: string; error?: { code: string } }>();
+    assert.equal(result.status, 'killed');
+    assert.equal(result.error?.code, 'NBS_SANDBOX_PROTOCOL');
+    assert.ok(server.memory().peakMb - before.rssMb < 300, `server peaked at ${server.memory().peakMb} MiB`);
+    await healthy(server);
+  });
+
+  it('answers a run that sent hundreds of thousands of stream lines, and frees its slot', async () => {
+    for (const ending of ['', '\nforge(b"not json")']) {
+      const source = `${FORGE}\nforge(b"\\n".join([b'{"t":"stream","index":0,"name":"stdout","text":"a"}'] * 200_000))${ending}\nprint("end")`;
+      const answer = await postJson(server, '/v1/run', { source, timeoutMs: 60_000 });
+      assert.equal(answer.status, 200);
+      const result = answer.json<{ status: string; error?: { code: string } }>();
+      assert.ok(['ok', 'killed'].includes(result.status), result.status);
+    }
+    const ready = (await send(server, '/readyz')).json<{ runs: { running: number; queued: number } }>();
+    assert.deepEqual(ready.runs, { ...ready.runs, running: 0, queued: 0 });
+    await healthy(server);
+  });
+
+  it('stops a flood of tiny valid messages after a bounded number, and forged audit events after 1000', async () => {
+    const tiny = (await postJson(server, '/v1/run', { source: `${FORGE}\nwhile True:\n    forge(b"\\n".join([b'{"t":"stream","index":0,"name":"stdout","text":"a"}'] * 5000))`, timeoutMs: 60_000 })).json<{ status: string; error?: { code: string; message: string } }>();
+    assert.equal(tiny.error?.code, 'NBS_SANDBOX_PROTOCOL');
+    assert.match(tiny.error?.message ?? '', /more messages than a run can/);
+    const event = '{"kind":"net","value":"forged","allowed":false}';
+    const audit = (await postJson(server, '/v1/run', { source: `${FORGE}\nline = b'{"t":"audit","events":[' + b",".join([b'${event}'] * 1000) + b']}'\nfor _ in range(50):\n    forge(line)` })).json<{ runId: string }>();
+    const denials = server.lines().filter((line) => line['event'] === 'permission-denied' && line['runId'] === audit.runId);
+    assert.ok(denials.length <= 1001 && denials.length >= 1000, `${denials.length} audit lines for one run`);
+  });
+
+  it('counts what a run sends as it will be sent: control characters cannot make the answer six times the cap', async () => {
+    const source = `${FORGE}\ntext = "\\x01" * 65536\nfor _ in range(255):\n    forge({"t": "output", "index": 0, "output": {"output_type": "execute_result", "execution_count": 1, "data": {"text/plain": text}, "metadata": {}}})`;
+    const answer = await postJson(server, '/v1/run', { source, timeoutMs: 60_000 });
+    const result = answer.json<{ error?: { code: string } }>();
+    assert.equal(result.error?.code, 'NBS_OUTPUT_LIMIT');
+    assert.ok(answer.text.length < 24 * 1024 * 1024, `an answer of ${answer.text.length} bytes for a 16 MiB cap`);
+  });
+
+  it('refuses a body of millions of unknown fields cheaply', async () => {
+    const keys = Array.from({ length: 1_000_000 }, (_, n) => `"${n}":0`).join(',');
+    const answer = await send(server, '/v1/check', { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{${keys}}` });
+    assert.equal(answer.status, 400);
+    assert.equal(answer.json<{ error: { code: string } }>().error.code, 'NBS_REQUEST_INVALID');
+  });
+
+  it('kills a sandbox that says it is done in the middle of a cell', async () => {
+    const result = (await postJson(server, '/v1/run', { notebook: notebook([`${FORGE}\nforge({"t": "done"})\nprint("still running")`, 'print("second")']) })).json<{ status: string; error?: { code: string } }>();
+    assert.equal(result.status, 'killed');
+    assert.equal(result.error?.code, 'NBS_SANDBOX_PROTOCOL');
+  });
+
   it('checks adversarial input for the secret patterns in time linear in its size', async () => {
     const timed = async (text: string) => {
       const startedAt = performance.now();
@@ -219,6 +273,60 @@ describe('a server under attack, over a real socket', { concurrency: 1 }, () => 
     assert.equal(outcome.error, null, 'no reset while sending');
     assert.match(outcome.response, /^HTTP\/1\.1 413 /);
     assert.match(outcome.response, /"code":"NBS_INPUT_TOO_LARGE"/);
+  });
+});
+
+describe('connections', () => {
+  it('accepts at most NBS_MAX_CONNECTIONS at once and serves again once they go', { timeout: 60_000 }, async () => {
+    const server = await startServerProcess({ NBS_MAX_CONNECTIONS: '4', NBS_WARM_SANDBOXES: '0' });
+    try {
+      const idle = await Promise.all(Array.from({ length: 4 }, () => new Promise<import('node:net').Socket>((resolve) => {
+        const socket = connect(server.port, '127.0.0.1', () => resolve(socket));
+        socket.on('error', () => undefined);
+      })));
+      const refused = await new Promise<boolean>((resolve) => {
+        const socket = connect(server.port, '127.0.0.1');
+        socket.on('error', () => resolve(true));
+        socket.on('close', () => resolve(true));
+        socket.setTimeout(3000, () => resolve(false));
+        socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n\r\n`);
+        socket.on('data', () => resolve(false));
+      });
+      assert.ok(refused, 'a fifth connection is not served');
+      for (const socket of idle) socket.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal((await send(server, '/healthz')).status, 200);
+    } finally {
+      server.child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('answers a client does not read', () => {
+  it('count against NBS_RESPONSE_BUFFER_LIMIT: runs get 503 until they are delivered or dropped', { timeout: 60_000 }, async () => {
+    const server = await startServerProcess({ NBS_RESPONSE_BUFFER_LIMIT: String(1024 * 1024), NBS_MAX_RUNS: '2', NBS_WARM_SANDBOXES: '2' });
+    try {
+      // Sends a run whose answer is 2 MiB and never reads it.
+      const body = JSON.stringify({ source: 'print("x" * 1000000)\nimport sys\nsys.stderr.write("y" * 1000000)' });
+      const stalled = connect(server.port, '127.0.0.1');
+      stalled.on('error', () => undefined);
+      await new Promise<void>((resolve) => stalled.once('connect', () => resolve()));
+      stalled.pause();
+      stalled.write(`POST /v1/run HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      let refused: Answer | undefined;
+      for (let attempt = 0; attempt < 100 && !refused; attempt += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const answer = await postJson(server, '/v1/run', { source: 'print(1)' });
+        if (answer.status === 503) refused = answer;
+      }
+      assert.equal(refused?.json<{ error: { code: string } }>().error.code, 'NBS_BUSY', 'runs are refused while an undelivered answer holds the budget');
+      assert.equal(refused?.headers['retry-after'], '5');
+      stalled.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal((await postJson(server, '/v1/run', { source: 'print(1)' })).json<{ status: string }>().status, 'ok');
+    } finally {
+      server.child.kill('SIGKILL');
+    }
   });
 });
 

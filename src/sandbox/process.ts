@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import * as v from 'valibot';
 import { NbsError } from '../errors.js';
 import { LineReader } from './line-reader.js';
+import { withinShape } from './message-shape.js';
 import type { RuntimeFiles } from './locate.js';
 import { sandboxMessageSchema, type HostMessage, type SandboxMessage } from './protocol.js';
 
@@ -242,8 +243,8 @@ export class SandboxProcess {
       this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'not JSON'));
       return;
     }
-    const checked = v.safeParse(sandboxMessageSchema, parsed);
-    if (!checked.success) {
+    const checked = withinShape(parsed) ? v.safeParse(sandboxMessageSchema, parsed, { abortEarly: true }) : null;
+    if (!checked?.success) {
       this.fail(new NbsError('NBS_SANDBOX_PROTOCOL', 'unknown message'));
       return;
     }

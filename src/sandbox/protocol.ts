@@ -128,6 +128,7 @@ const auditMessage = v.strictObject({
         reason: v.optional(shortString(512)),
       }),
     ),
+    v.minLength(1),
     v.maxLength(1000),
   ),
 });

@@ -51,14 +51,22 @@ export function capUtf8(text: string, maxBytes: number): { text: string; cut: bo
   return { text: bytes.subarray(0, end).toString('utf8'), cut: true };
 }
 
+/**
+ * What a text costs in the result the host builds and sends: its JSON form, where one control
+ * character takes six bytes. The run's total is counted this way, so the answer stays within it.
+ */
+function encodedBytes(text: string): number {
+  return Buffer.byteLength(JSON.stringify(text));
+}
+
 function outputBytes(output: NotebookOutput): number {
   switch (output.output_type) {
     case 'stream':
-      return Buffer.byteLength(output.text);
+      return encodedBytes(output.text);
     case 'execute_result':
-      return Buffer.byteLength(output.data['text/plain']);
+      return encodedBytes(output.data['text/plain']);
     case 'error':
-      return Buffer.byteLength(output.ename) + Buffer.byteLength(output.evalue) + output.traceback.reduce((total, line) => total + Buffer.byteLength(line), 0);
+      return encodedBytes(output.ename) + encodedBytes(output.evalue) + output.traceback.reduce((total, line) => total + encodedBytes(line), 0);
   }
 }
 
@@ -70,6 +78,7 @@ export class RunRecord {
   private readonly streamBytes = { stdout: 0, stderr: 0 };
   private runBytes = 0;
   private outputs = 0;
+  private limits = 0;
   private truncatedFlag = false;
   /** The stream whose cap stopped the run, inside the sandbox or here. */
   private limitedStream: StreamName | undefined;
@@ -113,10 +122,21 @@ export class RunRecord {
         return this.keepOutput(cell, this.clamped(event.output));
       }
       case 'limit':
+        this.limits += 1;
+        if (this.limits > 2) return { kind: 'protocol', detail: 'a stream reached its limit more than once' };
         this.truncatedFlag = true;
         this.limitedStream ??= event.stream;
         return null;
     }
+  }
+
+  /** Why the sandbox's "done" cannot be true (a cell still running, cells left after a success), or null. */
+  doneProblem(): string | null {
+    if (this.current) return 'the sandbox said it was done in the middle of a cell';
+    const last = this.cells[this.next - 1];
+    const stoppedEarly = last?.status === 'error' || this.limitedStream !== undefined;
+    if (this.next < this.cells.length && !stoppedEarly) return 'the sandbox said it was done before every cell ran';
+    return null;
   }
 
   /** The cell that was running when the run ended, if one was. */
@@ -140,7 +160,8 @@ export class RunRecord {
       const id = cell.source.id !== undefined ? { id: cell.source.id } : {};
       const outputs = cell.kept.map((kept): NotebookOutput => {
         if (kept.kind === 'output') return kept.output;
-        streams[kept.name].push(...kept.parts);
+        // One part at a time: a run may send hundreds of thousands of them.
+        for (const part of kept.parts) streams[kept.name].push(part);
         return { output_type: 'stream', name: kept.name, text: kept.parts.join('') };
       });
       const ran = cell.status !== 'pending';
@@ -168,15 +189,21 @@ export class RunRecord {
   private keepStream(cell: CellRecord, name: StreamName, text: string): Stop | null {
     const roomInStream = this.caps.maxOutputBytes - this.streamBytes[name];
     const roomInRun = this.caps.maxRunOutputBytes - this.runBytes;
-    const room = Math.max(0, Math.min(roomInStream, roomInRun));
-    const { text: kept, cut } = capUtf8(text, room);
+    let { text: kept, cut } = capUtf8(text, Math.max(0, roomInStream));
+    // The run's total counts the text as it will be sent (escaped): cut to what still fits.
+    let encoded = encodedBytes(kept);
+    let runFull = false;
+    while (encoded > roomInRun && kept !== '') {
+      kept = capUtf8(kept, Math.max(0, Math.floor(Buffer.byteLength(kept) * (roomInRun / encoded)) - 8)).text;
+      encoded = encodedBytes(kept);
+      cut = runFull = true;
+    }
     const last = cell.kept.at(-1);
     const appends = last?.kind === 'stream' && last.name === name;
     if (!appends && kept !== '' && this.outputs >= this.caps.maxOutputs) return this.stopForLimit(`the run has more than ${this.caps.maxOutputs} outputs`);
     if (kept !== '') {
-      const bytes = Buffer.byteLength(kept);
-      this.streamBytes[name] += bytes;
-      this.runBytes += bytes;
+      this.streamBytes[name] += Buffer.byteLength(kept);
+      this.runBytes += encoded;
       if (appends) last.parts.push(kept);
       else {
         cell.kept.push({ kind: 'stream', name, parts: [kept] });
@@ -184,7 +211,7 @@ export class RunRecord {
       }
     }
     if (!cut) return null;
-    return this.stopForLimit(roomInStream <= roomInRun ? `${name} exceeded ${this.caps.maxOutputBytes} bytes` : `the run's outputs exceeded ${this.caps.maxRunOutputBytes} bytes`);
+    return this.stopForLimit(runFull ? `the run's outputs exceeded ${this.caps.maxRunOutputBytes} bytes` : `${name} exceeded ${this.caps.maxOutputBytes} bytes`);
   }
 
   private keepOutput(cell: CellRecord, output: NotebookOutput): Stop | null {
@@ -219,6 +246,6 @@ export class RunRecord {
       traceback.push(kept);
       room -= Buffer.byteLength(kept);
     }
-    return { output_type: 'error', ename: output.ename, evalue: clamp(output.evalue, allowance), traceback };
+    return { output_type: 'error', ename: clamp(output.ename, 256), evalue: clamp(output.evalue, allowance), traceback };
   }
 }

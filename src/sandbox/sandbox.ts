@@ -63,6 +63,12 @@ const LIMITS = {
 
 /** Outputs one run may have (consecutive writes to one stream count as one). */
 const MAX_OUTPUTS_PER_RUN = 10_000;
+/** Audit events a run may report from inside (each one becomes a log line in the server). */
+const MAX_SANDBOX_AUDIT_EVENTS = 1000;
+/** Messages of a run besides its stream batches: outputs, audit batches, requests, files. */
+const MESSAGES_PER_RUN = 40_000;
+/** The sandbox process sends buffered stream text at most this often (runtime/main.ts). */
+const STREAM_BATCH_MS = 10;
 
 type Limit = keyof typeof LIMITS;
 
@@ -102,11 +108,13 @@ const AUDIT_LINE_BYTES = JSON_ESCAPE * 1000 * 1100 + 1024;
  * cap, fully escaped, the grants' own traffic, and one byte per millisecond for the framing of
  * output batched every few milliseconds). Past either the process is broken or hostile.
  */
-function wireLimits(caps: OutputCaps, timeoutMs: number, prepared: PreparedRun): { maxLineBytes: number; maxTotalBytes: number } {
+function wireLimits(caps: OutputCaps, timeoutMs: number, cells: number, prepared: PreparedRun): { maxLineBytes: number; maxTotalBytes: number } {
   const outputLine = JSON_ESCAPE * 3 * caps.maxResultBytes + 64 * 1024;
+  const messages = MESSAGES_PER_RUN + 4 * cells + Math.ceil(Math.min(timeoutMs, 3_600_000) / STREAM_BATCH_MS);
   return {
     maxLineBytes: Math.max(STREAM_LINE_BYTES, AUDIT_LINE_BYTES, outputLine, prepared.maxLineBytes),
-    maxTotalBytes: JSON_ESCAPE * (2 * caps.maxOutputBytes + caps.maxRunOutputBytes) + prepared.incomingBytes + Math.min(timeoutMs, 3_600_000) + 16 * 1024 * 1024,
+    // The run total is counted as sent (escaped), streams as text; plus framing for every message.
+    maxTotalBytes: caps.maxRunOutputBytes + JSON_ESCAPE * 2 * caps.maxOutputBytes + AUDIT_LINE_BYTES + prepared.incomingBytes + 160 * messages,
   };
 }
 
@@ -425,22 +433,35 @@ export class Sandbox implements AsyncDisposable {
         unsubscribe();
         sampleMemory();
         prepared.close();
-        resolve(
-          this.buildResult(record, {
-            runId: run.runId,
-            written,
-            outcome,
-            timedOut,
-            overMemory,
-            stopped,
-            durationMs: Math.round(performance.now() - startedAt),
-            peakRssMb,
-            failure: sandboxProcess.failureReason?.toJSON(),
-          }),
-        );
+        const ending = {
+          runId: run.runId,
+          written,
+          outcome,
+          timedOut,
+          overMemory,
+          stopped,
+          durationMs: Math.round(performance.now() - startedAt),
+          peakRssMb,
+          failure: sandboxProcess.failureReason?.toJSON(),
+        };
+        // Whatever the sandbox sent, the run ends with a result and gives its slot back.
+        try {
+          resolve(this.buildResult(record, ending));
+        } catch {
+          resolve(this.buildResult(new RunRecord(cells, caps), { ...ending, stopped: { kind: 'protocol', detail: 'the host could not assemble what the sandbox sent' } }));
+        }
       };
 
+      let messages = 0;
+      const maxMessages = MESSAGES_PER_RUN + 4 * cells.length + Math.ceil(Math.min(timeoutMs, 3_600_000) / STREAM_BATCH_MS);
+      let sandboxAuditEvents = 0;
+
       unsubscribe = sandboxProcess.onMessage((message: SandboxMessage) => {
+        messages += 1;
+        if (messages > maxMessages) {
+          stop({ kind: 'protocol', detail: 'the sandbox sent more messages than a run can' });
+          return;
+        }
         switch (message.t) {
           case 'start':
           case 'stream':
@@ -455,8 +476,11 @@ export class Sandbox implements AsyncDisposable {
             void prepared.fetch(message).then((answer) => sandboxProcess.send({ t: 'fetched', id: message.id, answer }));
             return;
           case 'audit':
+            // Reported from inside the run, so tamperable: a bounded number per run, then one note.
             for (const { kind, value, allowed, reason } of message.events) {
-              emit({ kind, value, allowed, source: 'sandbox', ...(reason !== undefined ? { reason } : {}) });
+              sandboxAuditEvents += 1;
+              if (sandboxAuditEvents <= MAX_SANDBOX_AUDIT_EVENTS) emit({ kind, value, allowed, source: 'sandbox', ...(reason !== undefined ? { reason } : {}) });
+              else if (sandboxAuditEvents === MAX_SANDBOX_AUDIT_EVENTS + 1) emit({ kind, value: '*', allowed: false, source: 'host', reason: `the run reported more than ${MAX_SANDBOX_AUDIT_EVENTS} events; the rest are not reported` });
             }
             return;
           case 'file':
@@ -465,9 +489,12 @@ export class Sandbox implements AsyncDisposable {
           case 'files':
             written ??= prepared.acceptFiles(files.finish(message.truncated));
             return;
-          case 'done':
-            settle('done');
+          case 'done': {
+            const problem = record.doneProblem();
+            if (problem) stop({ kind: 'protocol', detail: problem });
+            else settle('done');
             return;
+          }
           case 'fatal':
             settle('exit');
             return;
@@ -478,7 +505,7 @@ export class Sandbox implements AsyncDisposable {
       void sandboxProcess.exited.then(() => settle('exit'));
 
       timers.push(setInterval(sampleMemory, 50));
-      sandboxProcess.limitIncoming(wireLimits(caps, timeoutMs, prepared));
+      sandboxProcess.limitIncoming(wireLimits(caps, timeoutMs, cells.length, prepared));
       timers.push(
         setTimeout(() => {
           timedOut = true;

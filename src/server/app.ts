@@ -22,6 +22,7 @@ import type { RunResult } from '../sandbox/types.js';
 import type { AuditLogger } from './audit-log.js';
 import type { ServerConfig } from './config.js';
 import { CheckAnswers, type CheckLogFields } from './check-answers.js';
+import { UnsentAnswers } from './unsent-answers.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { allowedHosts } from './allowed-hosts.js';
@@ -70,6 +71,7 @@ export function createApp(deps: AppDeps): Api {
   let active = 0;
   let accepting = true;
   const answers = new CheckAnswers();
+  const unsent = new UnsentAnswers(config.responseBufferLimit);
   const metrics = config.metrics
     ? createMetrics({ sandbox: deps.sandbox, checker: deps.checker, answers: () => answers.stats() })
     : null;
@@ -249,7 +251,7 @@ export function createApp(deps: AppDeps): Api {
   };
   const sandboxFull = (): boolean => {
     const { running, queued, maxConcurrentRuns, maxQueuedRuns } = deps.sandbox.stats();
-    return running + queued >= maxConcurrentRuns + maxQueuedRuns;
+    return running + queued >= maxConcurrentRuns + maxQueuedRuns || unsent.full();
   };
 
   app.post('/v1/run', validateSubmission, async (c) => {
@@ -270,7 +272,7 @@ export function createApp(deps: AppDeps): Api {
             memoryMb: policy.limits.memoryMb,
             permissions: policyPermissions(policy),
             onAudit: (audit) => {
-              if (!audit.allowed) event(c, 'permission-denied', { kind: audit.kind, value: audit.value, source: audit.source, runId: audit.runId });
+              if (!audit.allowed) event(c, 'permission-denied', { kind: audit.kind, value: audit.value.slice(0, 128), source: audit.source, runId: audit.runId });
             },
           },
         );
@@ -282,7 +284,9 @@ export function createApp(deps: AppDeps): Api {
     }
     event(c, 'run', { runId: result.runId, status: result.status, durationMs: result.durationMs });
     if (result.status === 'killed') event(c, 'sandbox-crash', { runId: result.runId, code: result.error?.code });
-    return c.json(result);
+    const body = JSON.stringify(result);
+    unsent.hold(c, Buffer.byteLength(body));
+    return c.body(body, 200, { 'Content-Type': 'application/json' });
   });
 
   app.get('/v1/policies', (c) =>
@@ -338,6 +342,11 @@ export function createApp(deps: AppDeps): Api {
   });
 
   app.onError((error, c) => {
+    if (c.req.raw.signal?.aborted) {
+      // The client went away mid-request (a dropped upload, a slow-body attack): not our error.
+      event(c, 'client-aborted');
+      return errorResponse(c, 'NBS_REQUEST_INVALID', errorCodes.NBS_REQUEST_INVALID.message, 400);
+    }
     if (isNbsError(error)) {
       if (error.status === 400 || error.status === 415 || error.status === 422) event(c, 'validation-failed', { code: error.code });
       if (error.status >= 500 && error.code !== 'NBS_BUSY') log.error({ event: 'server-error', requestId: c.get('requestId'), code: error.code });

@@ -43,6 +43,10 @@ export interface ServerConfig {
   readonly maxRunTimeoutMs: number;
   /** Send Strict-Transport-Security (served over TLS or behind a TLS proxy). */
   readonly hsts: boolean;
+  /** Bytes of run answers written but not yet read by their clients before new runs get 503. */
+  readonly responseBufferLimit: number;
+  /** Open connections the server accepts at once. */
+  readonly maxConnections: number;
   /** Checker worker threads, and how long one check may take before its worker is replaced. */
   readonly checkWorkers: number;
   readonly checkTimeoutMs: number;
@@ -87,6 +91,8 @@ const envSchema = v.object({
   NBS_MAX_QUEUED_RUNS: v.optional(integer(0, 10_000), '16'),
   NBS_MAX_RUN_TIMEOUT_MS: v.optional(integer(1000, 3_600_000), '60000'),
   NBS_HSTS: v.optional(flag, 'false'),
+  NBS_RESPONSE_BUFFER_LIMIT: v.optional(integer(1024 * 1024, 64 * 1024 * 1024 * 1024), String(256 * 1024 * 1024)),
+  NBS_MAX_CONNECTIONS: v.optional(integer(1, 1_000_000), '1024'),
   NBS_CHECK_WORKERS: v.optional(integer(1, 64), String(defaultCheckerWorkers())),
   NBS_CHECK_TIMEOUT_MS: v.optional(integer(100, 600_000), '30000'),
   NBS_SHUTDOWN_GRACE_MS: v.optional(integer(0, 600_000), '10000'),
@@ -126,6 +132,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     metrics: e.NBS_METRICS,
     maxRunTimeoutMs: e.NBS_MAX_RUN_TIMEOUT_MS,
     hsts: e.NBS_HSTS,
+    responseBufferLimit: e.NBS_RESPONSE_BUFFER_LIMIT,
+    maxConnections: e.NBS_MAX_CONNECTIONS,
     checkWorkers: e.NBS_CHECK_WORKERS,
     checkTimeoutMs: e.NBS_CHECK_TIMEOUT_MS,
     shutdownGraceMs: e.NBS_SHUTDOWN_GRACE_MS,

@@ -139,6 +139,11 @@ export async function startServer(config: ServerConfig, logOptions: AuditLogOpti
       createServer: ((options: ServerOptions, listener: RequestListener) =>
         boundedBodyServer(options, listener, { bodyLimit: config.bodyLimit, maxDiscardBytes: Math.max(64 * 1024 * 1024, 4 * config.bodyLimit), maxDiscardMs: 30_000 })) as never,
     });
+    // Bounded connections and time to send a request: slow or idle clients cannot hold the server.
+    const http = started as import('node:http').Server;
+    http.maxConnections = config.maxConnections;
+    http.headersTimeout = 20_000;
+    http.requestTimeout = 120_000;
     started.listen(config.port, config.host, () => resolve(started));
   });
   const address = server.address() as AddressInfo;

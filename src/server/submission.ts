@@ -67,12 +67,32 @@ export const validateSubmission: MiddlewareHandler = async (c, next) => {
   const type = mediaTypeOf(c);
   if (type === 'application/json') {
     // The notebook sits one level inside the body.
-    if (jsonNestsDeeper(await c.req.text(), MAX_JSON_DEPTH + 1)) throw new NbsError('NBS_REQUEST_INVALID', `nested deeper than ${MAX_JSON_DEPTH} levels`);
+    const text = await c.req.text();
+    if (jsonNestsDeeper(text, MAX_JSON_DEPTH + 1)) throw new NbsError('NBS_REQUEST_INVALID', `nested deeper than ${MAX_JSON_DEPTH} levels`);
+    // A body has a handful of fields: millions of unknown keys would each be reported by the
+    // schema, per union branch, before it refused them.
+    if (!hasFewKeys(text)) throw new NbsError('NBS_REQUEST_INVALID', 'the body has fields that are not known');
     return jsonValidator(c, next);
   }
   if (type === 'multipart/form-data') return formValidator(c, next);
   throw new NbsError('NBS_MEDIA_TYPE_UNSUPPORTED');
 };
+
+/** Most top-level fields a submission has (notebook/source/url, filename, policy, timeoutMs). */
+const MAX_FIELDS = 8;
+
+function hasFewKeys(text: string): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return true; // the validator answers malformed JSON itself
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return true;
+  let keys = 0;
+  for (const _key in value) if (++keys > MAX_FIELDS) return false;
+  return true;
+}
 
 /** Printable, short and without path parts: safe to log and to show. */
 export function sanitiseFilename(name: string): string {

@@ -135,7 +135,8 @@ export async function prepareRun(
 
   return {
     grants,
-    incomingBytes: base64Bytes(caps.maxWriteBytes) + caps.maxWriteFiles * 8192 + (netGranted ? caps.maxRequests * requestLine : 0) + 64 * requestLine,
+    // Without a grant, a request is only answered "denied", and a handful of them is all an honest run sends.
+    incomingBytes: (write.allow.length > 0 ? base64Bytes(caps.maxWriteBytes) + caps.maxWriteFiles * 8192 : 0) + (netGranted ? caps.maxRequests : 16) * requestLine,
     maxLineBytes: Math.max(FILE_LINE_BYTES, requestLine),
     async fetch(request) {
       if (ended.signal.aborted) return { ok: false, reason: 'failed', message: 'the run has ended' };
